@@ -1,0 +1,39 @@
+// How future<T>::cancel is asked to behave, and what it reports.
+#pragma once
+
+namespace uvrt {
+
+enum class cancel_mode {
+  // A queued job is removed from the pool's queue; a running job is asked to stop through its
+  // std::stop_token and its future settles when the callable returns, with whatever it returned
+  // or threw.
+  wait,
+  // Like wait, but the future settles as cancelled at once (anyio's abandon_on_cancel). A job
+  // that is already running keeps running; its late result is destroyed when it arrives.
+  abandon,
+};
+
+enum class cancel_result {
+  // The job was still queued and will never run; the future settles as cancelled.
+  not_started,
+  // The job is running (or has just finished); a stop was requested through its token and the
+  // future will settle with the job's own outcome.
+  stop_requested,
+  // The job is running; a stop was requested and the future is already settled as cancelled.
+  abandoned,
+  // The future had already settled: nothing changed.
+  already_settled,
+};
+
+// A fixed English name for a cancel_result, for logs and test messages.
+constexpr const char* to_string(cancel_result r) noexcept {
+  switch (r) {
+    case cancel_result::not_started: return "not_started";
+    case cancel_result::stop_requested: return "stop_requested";
+    case cancel_result::abandoned: return "abandoned";
+    case cancel_result::already_settled: return "already_settled";
+  }
+  return "unknown";
+}
+
+}  // namespace uvrt

@@ -1,0 +1,263 @@
+// The job block: one allocation per to_thread call, shared by libuv, the worker and the future.
+//
+// Layout, in one block from ::operator new:
+//
+//   [ job_core | std::stop_source (only if the callable takes a stop_token) | slot ]
+//
+// The slot holds, one after the other and never at the same time: the bound callable (from
+// submission until it has run, on the worker), then either its result or the exception_ptr it
+// threw. Overlapping them keeps a job that returns an int at 168 bytes, which matters because a
+// burst of jobs is dominated by memory traffic (see ../shared notes in the project history).
+//
+// Ownership: a reference count with at most two owners, the future and libuv (from submission
+// until the after-work callback has run). Whoever drops the last reference destroys what the slot
+// holds and frees the block. A continuation parked in a deferred list holds a third reference.
+//
+// Threads: `state` is the only field read across threads (ready() from anywhere, acquire).
+// `outcome` and the slot are written by the worker and read on the loop thread after libuv's
+// done-queue lock has ordered them. Every other field is touched on the loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <new>
+#include <stop_token>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "../cancel.hpp"
+
+namespace uvrt::detail {
+
+class core;
+
+// Something waiting for a job to settle: a suspended coroutine or a callback holder. It is
+// resumed on the loop thread, at most once.
+struct continuation {
+  void (*resume)(continuation* self) noexcept;
+};
+
+enum class job_state : std::uint8_t { pending, value, error, cancelled };
+
+inline constexpr std::uint8_t flag_stop_source = 1;    // a std::stop_source precedes the slot
+inline constexpr std::uint8_t flag_cancel_queued = 2;  // uv_cancel succeeded; never call it again
+inline constexpr std::uint8_t flag_abandoned = 4;      // settled early; drop the late outcome
+
+struct job_core {
+  uv_work_t req;  // first member: libuv hands back &req; req.data is the owning core
+  job_core* prev;  // the runtime's list of jobs in flight, so teardown can cancel them
+  job_core* next;
+  continuation* cont;
+  std::atomic<std::uint32_t> refs;
+  std::atomic<job_state> state;
+  job_state outcome;  // what the worker produced: value or error (cancelled if never run)
+  std::uint8_t flags;
+};
+
+static_assert(std::is_standard_layout_v<job_core>, "&job_core::req must be the block's address");
+
+inline job_core* job_of(uv_work_t* req) noexcept { return reinterpret_cast<job_core*>(req); }
+inline core* core_of(const job_core* j) noexcept { return static_cast<core*>(j->req.data); }
+
+// Objects stored in the block may not need more alignment than ::operator new gives.
+template <class X>
+constexpr bool fits_block_check() noexcept {
+  if constexpr (std::is_void_v<X>) return true;
+  else return alignof(X) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+}
+template <class X>
+inline constexpr bool fits_block = fits_block_check<X>();
+
+constexpr std::size_t align_up(std::size_t n, std::size_t a) noexcept { return (n + a - 1) & ~(a - 1); }
+
+constexpr std::size_t slot_offset(bool stop, std::size_t align) noexcept {
+  return align_up(sizeof(job_core) + (stop ? sizeof(std::stop_source) : 0), align);
+}
+
+template <class X>
+X* slot(job_core* j) noexcept {
+  const bool stop = (j->flags & flag_stop_source) != 0;
+  return std::launder(reinterpret_cast<X*>(reinterpret_cast<char*>(j) + slot_offset(stop, alignof(X))));
+}
+
+inline std::stop_source* stop_source_of(job_core* j) noexcept {
+  return std::launder(reinterpret_cast<std::stop_source*>(reinterpret_cast<char*>(j) + sizeof(job_core)));
+}
+
+// Destroys whatever outcome the slot holds; the state says which.
+template <class R>
+void destroy_outcome(job_core* j, job_state s) noexcept {
+  if (s == job_state::error) {
+    slot<std::exception_ptr>(j)->~exception_ptr();
+  } else if constexpr (!std::is_void_v<R>) {
+    if (s == job_state::value) slot<R>(j)->~R();
+  }
+}
+
+// Drops one reference; the last one destroys the outcome and frees the block.
+template <class R>
+void release(job_core* j) noexcept {
+  if (j->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // An abandoned job's outcome was destroyed when it arrived, and its state says cancelled.
+  destroy_outcome<R>(j, j->state.load(std::memory_order_relaxed));
+  if (j->flags & flag_stop_source) stop_source_of(j)->~stop_source();
+  ::operator delete(j);
+}
+
+template <class R>
+void release_erased(job_core* j) noexcept {
+  release<R>(j);
+}
+
+// The callable and its arguments, decay-copied at submission as std::thread does, and invoked
+// once as rvalues. If the callable accepts a std::stop_token first, it gets one.
+template <class F, class... Args>
+struct bound_call {
+  static constexpr bool takes_stop_token = std::is_invocable_v<F, std::stop_token, Args...>;
+  using result_type = std::conditional_t<takes_stop_token,
+                                         std::invoke_result<F, std::stop_token, Args...>,
+                                         std::invoke_result<F, Args...>>;
+
+  F fn;
+  std::tuple<Args...> args;
+
+  decltype(auto) operator()([[maybe_unused]] std::stop_token token) {
+    return std::apply(
+        [&](Args&... a) -> decltype(auto) {
+          if constexpr (takes_stop_token) {
+            return std::invoke(std::move(fn), std::move(token), std::move(a)...);
+          } else {
+            return std::invoke(std::move(fn), std::move(a)...);
+          }
+        },
+        args);
+  }
+};
+
+// Sets which runtime's job the current worker thread is running, for uvrt::from_thread.
+core* exchange_worker_core(core* c) noexcept;
+
+// libuv's two callbacks for one job type. Neither lets an exception escape: the worker catches
+// everything the callable throws, and the after-work callback only moves already-built objects.
+template <class Call, class R>
+struct job_ops {
+  static constexpr bool stop = Call::takes_stop_token;
+
+  static void work(uv_work_t* req) noexcept {
+    job_core* j = job_of(req);
+    core* previous = exchange_worker_core(core_of(j));
+    Call* call = slot<Call>(j);
+    bool call_alive = true;
+    std::stop_token token;
+    if constexpr (stop) token = stop_source_of(j)->get_token();
+    try {
+      if constexpr (std::is_void_v<R>) {
+        (*call)(std::move(token));
+        call->~Call();
+        call_alive = false;
+      } else {
+        // The result cannot be built in the slot while the callable that computes it lives
+        // there, so it is built on the stack and moved in once the callable is gone.
+        R result = (*call)(std::move(token));
+        call->~Call();
+        call_alive = false;
+        ::new (static_cast<void*>(slot<R>(j))) R(std::move(result));
+      }
+      j->outcome = job_state::value;
+    } catch (...) {
+      if (call_alive) call->~Call();
+      ::new (static_cast<void*>(slot<std::exception_ptr>(j))) std::exception_ptr(std::current_exception());
+      j->outcome = job_state::error;
+    }
+    exchange_worker_core(previous);
+  }
+
+  static void after_work(uv_work_t* req, int status) noexcept;
+};
+
+// Called by every after-work callback once the outcome is in place: takes the job off its
+// runtime's list, settles the future (unless it was abandoned) and resumes its continuation.
+void complete(job_core* j) noexcept;
+
+template <class Call, class R>
+void job_ops<Call, R>::after_work(uv_work_t* req, int status) noexcept {
+  job_core* j = job_of(req);
+  if (status == UV_ECANCELED) {
+    // Never ran: the callable is still in the slot.
+    slot<Call>(j)->~Call();
+    j->outcome = job_state::cancelled;
+  }
+  if (j->flags & flag_abandoned) {
+    destroy_outcome<R>(j, j->outcome);
+    j->outcome = job_state::cancelled;
+  }
+  complete(j);
+  release<R>(j);
+}
+
+// Hands a built job to libuv on the runtime's loop. Throws (and leaves the job untouched) if
+// called off the loop thread or after teardown began.
+void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after);
+
+// Builds a job for `f(args...)` and submits it; returns the job with the future's reference.
+template <class R, class F, class... Args>
+job_core* make_job(core* c, F&& f, Args&&... args) {
+  using Call = bound_call<std::decay_t<F>, std::decay_t<Args>...>;
+  static_assert(fits_block<Call>, "uvrt::to_thread: over-aligned callables are not supported");
+  constexpr bool stop = Call::takes_stop_token;
+  constexpr std::size_t tail = [] {
+    std::size_t n = slot_offset(stop, alignof(Call)) + sizeof(Call);
+    const std::size_t e = slot_offset(stop, alignof(std::exception_ptr)) + sizeof(std::exception_ptr);
+    n = n > e ? n : e;
+    if constexpr (!std::is_void_v<R>) {
+      const std::size_t r = slot_offset(stop, alignof(R)) + sizeof(R);
+      n = n > r ? n : r;
+    }
+    return n;
+  }();
+
+  void* raw = ::operator new(tail);
+  auto* j = ::new (raw) job_core{};
+  j->flags = stop ? flag_stop_source : 0;
+  j->refs.store(2, std::memory_order_relaxed);  // the future and libuv
+  try {
+    ::new (static_cast<void*>(slot<Call>(j))) Call{std::forward<F>(f), {std::forward<Args>(args)...}};
+  } catch (...) {
+    ::operator delete(raw);
+    throw;
+  }
+  // std::stop_source's default constructor allocates, so only jobs that take a token pay for it.
+  if constexpr (stop) {
+    try {
+      ::new (static_cast<void*>(stop_source_of(j))) std::stop_source();
+    } catch (...) {
+      slot<Call>(j)->~Call();
+      ::operator delete(raw);
+      throw;
+    }
+  }
+  try {
+    submit(c, j, &job_ops<Call, R>::work, &job_ops<Call, R>::after_work);
+  } catch (...) {
+    slot<Call>(j)->~Call();
+    if constexpr (stop) stop_source_of(j)->~stop_source();
+    ::operator delete(raw);
+    throw;
+  }
+  return j;
+}
+
+// The future's half of cancel(): see cancel.hpp. `release_fn` lets a deferred continuation keep
+// the block alive without knowing its result type.
+cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*) noexcept);
+
+// Throws usage_error unless the calling thread runs `c`'s loop. `what` names the call.
+void check_loop_thread(const core* c, const char* what);
+
+}  // namespace uvrt::detail

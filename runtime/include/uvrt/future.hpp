@@ -1,0 +1,203 @@
+// uvrt::future<T>: the result of one to_thread call, delivered on the loop thread.
+//
+// Thread-safety: distinct objects: safe. Shared objects: unsafe. valid(), ready() and, once
+// ready() is true, get() may be called from any thread; cancel(), then() and co_await on a
+// future that has not settled must be called on the thread that runs its runtime's loop
+// (usage_error otherwise). A future may outlive its runtime: the runtime's teardown settles it.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include "cancel.hpp"
+#include "detail/job.hpp"
+#include "errors.hpp"
+
+namespace uvrt {
+
+class runtime;
+template <class T>
+class future;
+
+namespace detail {
+
+// Checks that `c` may wait on `j` from this thread, then records it as the one continuation.
+void park(job_core* j, continuation* c, const char* what);
+// Forgets a continuation whose coroutine frame is being destroyed before `j` settled.
+void unpark(job_core* j, continuation* c) noexcept;
+// Keeps an exception thrown by a continuation or a posted callable for run()/block_on().
+void report_unhandled(core* c, std::exception_ptr e) noexcept;
+[[noreturn]] void throw_no_state(const char* what);
+[[noreturn]] void throw_not_ready(const char* what);
+
+template <class T>
+future<T> adopt_future(job_core* j) noexcept;
+
+template <class T, class F>
+struct then_holder : continuation {
+  F fn;
+  future<T> fut;
+
+  then_holder(F&& f, future<T>&& fu) : continuation{&run}, fn(std::move(f)), fut(std::move(fu)) {}
+
+  static void run(continuation* self) noexcept {
+    std::unique_ptr<then_holder> h(static_cast<then_holder*>(self));
+    core* c = core_of(h->fut.job_);
+    try {
+      std::invoke(std::move(h->fn), std::move(h->fut));
+    } catch (...) {
+      report_unhandled(c, std::current_exception());
+    }
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] future {
+  static_assert(!std::is_reference_v<T>, "uvrt::future<T>: T must not be a reference");
+  static_assert(std::is_void_v<T> || std::is_move_constructible_v<T>,
+                "uvrt::future<T>: T must be move-constructible");
+  static_assert(std::is_void_v<T> || std::is_nothrow_destructible_v<T>,
+                "uvrt::future<T>: T's destructor must not throw");
+  static_assert(detail::fits_block<T>,
+                "uvrt::future<T>: over-aligned results are not supported");
+
+ public:
+  using value_type = T;
+
+  // An empty future, with no state: only valid(), assignment and destruction are allowed.
+  future() noexcept = default;
+  future(future&& other) noexcept : job_(std::exchange(other.job_, nullptr)) {}
+  future& operator=(future&& other) noexcept {
+    if (this != &other) {
+      reset();
+      job_ = std::exchange(other.job_, nullptr);
+    }
+    return *this;
+  }
+  future(const future&) = delete;
+  future& operator=(const future&) = delete;
+
+  // Dropping a future that has not settled detaches it: the job still runs to completion and
+  // its outcome is destroyed. It does not cancel.
+  ~future() { reset(); }
+
+  // False for a default-constructed or moved-from future, and after get().
+  bool valid() const noexcept { return job_ != nullptr; }
+
+  // True once the future has settled (value, exception or cancelled).
+  bool ready() const {
+    if (!job_) detail::throw_no_state("uvrt::future::ready");
+    return job_->state.load(std::memory_order_acquire) != detail::job_state::pending;
+  }
+
+  // The value, or rethrows what the job threw (type intact), or throws cancelled_error.
+  // Consumes the state: afterwards valid() is false. Throws usage_error if not ready: use
+  // co_await, then() or runtime::block_on to wait.
+  T get() {
+    if (!ready()) detail::throw_not_ready("uvrt::future::get");
+    detail::job_core* j = std::exchange(job_, nullptr);
+    struct drop {
+      detail::job_core* j;
+      ~drop() { detail::release<T>(j); }
+    } guard{j};
+    switch (j->state.load(std::memory_order_acquire)) {
+      case detail::job_state::error:
+        std::rethrow_exception(*detail::slot<std::exception_ptr>(j));
+      case detail::job_state::cancelled:
+        throw cancelled_error();
+      default:
+        break;
+    }
+    if constexpr (!std::is_void_v<T>) return std::move(*detail::slot<T>(j));
+  }
+
+  // Asks the job to not run, or to stop; see cancel.hpp for the modes and results. Never runs
+  // a continuation synchronously: a waiting coroutine or then() callback resumes from the loop.
+  // On a settled future it does nothing and returns already_settled.
+  cancel_result cancel(cancel_mode mode = cancel_mode::wait) {
+    if (!job_) detail::throw_no_state("uvrt::future::cancel");
+    if (ready()) return cancel_result::already_settled;
+    return detail::cancel(job_, mode, &detail::release_erased<T>);
+  }
+
+  // Runs `f(future<T>)` on the loop thread once this future settles, passing the settled future
+  // (call get() on it). If it has settled already, runs `f` now, on the calling thread.
+  // An exception escaping `f` when run by the loop is rethrown by the runtime::run or block_on
+  // call that is driving the loop (or the next one, if the application drives the loop itself).
+  template <class F>
+  void then(F&& f) && {
+    static_assert(std::is_invocable_v<std::decay_t<F>, future<T>>,
+                  "uvrt::future::then: the callback must accept a uvrt::future<T>");
+    if (!job_) detail::throw_no_state("uvrt::future::then");
+    if (ready()) {
+      std::invoke(std::forward<F>(f), std::move(*this));
+      return;
+    }
+    auto holder = std::make_unique<detail::then_holder<T, std::decay_t<F>>>(
+        std::decay_t<F>(std::forward<F>(f)), std::move(*this));
+    detail::park(holder->fut.job_, holder.get(), "uvrt::future::then");
+    holder.release();
+  }
+
+  class awaiter : detail::continuation {
+   public:
+    explicit awaiter(future& f) noexcept : continuation{&wake}, fut_(f) {}
+    awaiter(const awaiter&) = delete;
+    awaiter& operator=(const awaiter&) = delete;
+    ~awaiter() {
+      if (parked_) detail::unpark(fut_.job_, this);
+    }
+    bool await_ready() const { return fut_.ready(); }
+    void await_suspend(std::coroutine_handle<> h) {
+      waiter_ = h;
+      detail::park(fut_.job_, this, "co_await uvrt::future");
+      parked_ = true;
+    }
+    T await_resume() {
+      parked_ = false;
+      return fut_.get();
+    }
+
+   private:
+    static void wake(continuation* self) noexcept {
+      auto* a = static_cast<awaiter*>(self);
+      a->parked_ = false;
+      a->waiter_.resume();
+    }
+    future& fut_;
+    std::coroutine_handle<> waiter_;
+    bool parked_ = false;
+  };
+
+  // Awaiting consumes the state, as get() does.
+  awaiter operator co_await() & noexcept { return awaiter(*this); }
+  awaiter operator co_await() && noexcept { return awaiter(*this); }
+
+ private:
+  template <class U, class F>
+  friend struct detail::then_holder;
+  template <class U>
+  friend future<U> detail::adopt_future(detail::job_core* j) noexcept;
+  friend class runtime;
+
+  explicit future(detail::job_core* j) noexcept : job_(j) {}
+
+  void reset() noexcept {
+    if (job_) detail::release<T>(std::exchange(job_, nullptr));
+  }
+
+  detail::job_core* job_ = nullptr;
+};
+
+template <class T>
+future<T> detail::adopt_future(job_core* j) noexcept {
+  return future<T>(j);
+}
+
+}  // namespace uvrt

@@ -1,0 +1,234 @@
+// uvrt::runtime: a libuv loop plus libuv's thread pool, with to_thread on top.
+//
+// A runtime either creates and owns its loop, or embeds in a uv_loop_t the application owns and
+// runs. It belongs to the thread that constructs it: that thread must be the one that runs the
+// loop, and to_thread, block_on, run and future continuations are for that thread only. Other
+// threads reach the loop through post(); jobs running on the pool reach it through from_thread().
+//
+// Teardown (the destructor): new work is refused (runtime_closed_error), queued jobs are
+// cancelled with uv_cancel and their futures settle as cancelled, running jobs are asked to stop
+// through their stop tokens and waited for, so their futures settle with their own outcome, and
+// callables posted from other threads are run. When the destructor returns no job of this
+// runtime is running, every future it made has settled, and every handle it made is closed: an
+// application that embedded it can uv_loop_close its loop and get 0. To do that the destructor
+// turns the loop itself, so it must not be called from inside the loop (from a callback, a task,
+// run or block_on); that is reported as a fatal usage error.
+//
+// Thread-safety: distinct objects: safe. Shared objects: unsafe, except post(), which any thread
+// may call.
+#pragma once
+
+#include <uv.h>
+
+#include <coroutine>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <semaphore>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "errors.hpp"
+#include "future.hpp"
+#include "options.hpp"
+#include "task.hpp"
+
+namespace uvrt {
+
+namespace detail {
+
+// A callable handed to the loop from another thread. `run` runs it on the loop thread and
+// disposes of it; it must not throw.
+struct posted {
+  posted* next = nullptr;
+  void (*run)(posted* self, core* c) noexcept;
+};
+
+// Queues `p` for the loop thread and wakes the loop. False if teardown has already finished
+// serving posts: then `p` is untouched and still the caller's.
+bool post(core* c, posted* p);
+
+// The runtime whose loop the calling thread is driving (inside block_on, run or one of uvrt's
+// callbacks), or null.
+core* current_core() noexcept;
+// The runtime whose job the calling worker thread is running, or null.
+core* worker_core() noexcept;
+
+// The engine behind block_on and run: on the loop thread, resumes `start` (if any), then turns
+// the loop until `done(ctx)`, or until nothing is pending if `done` is null. Rethrows an
+// exception a continuation or posted callable left behind. `what` names the caller in errors.
+void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done)(void*), void* ctx);
+void check_same_runtime(const core* c, const job_core* j, const char* what);
+
+template <class F, class... Args>
+using call_of = bound_call<std::decay_t<F>, std::decay_t<Args>...>;
+
+template <class F, class... Args>
+using to_thread_result_t = std::remove_cvref_t<typename call_of<F, Args...>::result_type::type>;
+
+template <class F>
+void check_callable(const F& f, const char* what) {
+  // Function pointers, std::function and friends can be empty; calling one on a worker would
+  // crash or throw bad_function_call far from the caller, so refuse it here.
+  if constexpr (requires { static_cast<bool>(f); }) {
+    if (!static_cast<bool>(f)) throw std::invalid_argument(std::string(what) + ": the callable is null or empty");
+  }
+}
+
+template <class F, class... Args>
+future<to_thread_result_t<F, Args...>> to_thread_on(core* c, const char* what, F&& f, Args&&... args) {
+  static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...> ||
+                    std::is_invocable_v<std::decay_t<F>, std::stop_token, std::decay_t<Args>...>,
+                "uvrt::to_thread: f must be invocable as f(args...) or f(std::stop_token, args...) "
+                "with its arguments passed as rvalues");
+  using R = to_thread_result_t<F, Args...>;
+  check_callable(f, what);
+  return adopt_future<R>(make_job<R>(c, std::forward<F>(f), std::forward<Args>(args)...));
+}
+
+template <class F>
+struct posted_callable : posted {
+  F fn;
+  explicit posted_callable(F&& f) : posted{nullptr, &invoke}, fn(std::move(f)) {}
+  static void invoke(posted* self, core* c) noexcept {
+    std::unique_ptr<posted_callable> owned(static_cast<posted_callable*>(self));
+    try {
+      std::invoke(std::move(owned->fn));
+    } catch (...) {
+      report_unhandled(c, std::current_exception());
+    }
+  }
+};
+
+}  // namespace detail
+
+class runtime {
+ public:
+  // A runtime on a loop of its own, with the pool started as options{} asks.
+  runtime();
+  // A runtime on a loop of its own. Throws threadpool_size_error for an invalid pool size.
+  explicit runtime(options opts);
+  // A runtime embedded in `loop`, which the application owns, runs (or lets run/block_on run)
+  // and closes. The runtime never closes it. Throws std::invalid_argument for a null loop.
+  explicit runtime(uv_loop_t* loop, options opts = {});
+  ~runtime();
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  uv_loop_t* loop() const noexcept;
+
+  // Runs f(args...) (or f(stop_token, args...)) on libuv's pool. f and args are decay-copied
+  // now; f is invoked once, on a worker, with its arguments as rvalues, and destroyed there.
+  // Returns a future for its result. Must be called on the loop thread (usage_error otherwise;
+  // other threads use post()); throws runtime_closed_error once teardown began and
+  // std::invalid_argument for a null callable. When it throws, nothing was queued.
+  template <class F, class... Args>
+  future<detail::to_thread_result_t<F, Args...>> to_thread(F&& f, Args&&... args) {
+    return detail::to_thread_on(core_, "uvrt::runtime::to_thread", std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  // Turns the loop until `f` settles, then returns its value or rethrows. On the loop thread
+  // only, and not from inside the loop (usage_error).
+  template <class T>
+  T block_on(future<T> f) {
+    if (!f.valid()) throw usage_error("uvrt::runtime::block_on: the future is empty (moved from or consumed)");
+    if (!f.ready()) {
+      detail::check_same_runtime(core_, f.job_, "uvrt::runtime::block_on");
+      detail::drive(core_, "uvrt::runtime::block_on", {}, [](void* p) { return static_cast<future<T>*>(p)->ready(); }, &f);
+    }
+    return f.get();
+  }
+
+  // Starts `t` and turns the loop until it finishes, then returns its value or rethrows.
+  template <class T>
+  T block_on(task<T> t) {
+    t.start("uvrt::runtime::block_on");
+    auto h = t.h_;
+    detail::drive(core_, "uvrt::runtime::block_on", h, [](void* p) { return std::coroutine_handle<>::from_address(p).done(); }, h.address());
+    return h.promise().result();
+  }
+
+  // Turns the loop until nothing is pending (uv_run with UV_RUN_DEFAULT). Rethrows an exception
+  // that escaped a then() callback or a posted callable.
+  void run();
+
+  // Runs `f()` on the loop thread, soon. Any thread may call it. The callable is run at the
+  // latest by the runtime's teardown; post() after teardown finished serving posts throws
+  // runtime_closed_error. An exception escaping `f` is rethrown by run()/block_on().
+  // A post alone does not keep run() going: it is served whenever the loop next turns.
+  template <class F>
+  void post(F&& f) {
+    detail::check_callable(f, "uvrt::runtime::post");
+    auto p = std::make_unique<detail::posted_callable<std::decay_t<F>>>(std::decay_t<F>(std::forward<F>(f)));
+    if (!detail::post(core_, p.get())) throw runtime_closed_error("uvrt::runtime::post: the runtime has shut down");
+    p.release();
+  }
+
+ private:
+  detail::core* core_;
+};
+
+// runtime::to_thread on the runtime that is running on the calling thread (inside block_on,
+// run, a task or a continuation). Throws no_runtime_error where there is none, for example on a
+// thread of its own or on a pool worker.
+template <class F, class... Args>
+future<detail::to_thread_result_t<F, Args...>> to_thread(F&& f, Args&&... args) {
+  detail::core* c = detail::current_core();
+  if (!c)
+    throw no_runtime_error(
+        "uvrt::to_thread: no runtime is running on this thread; call it inside runtime::block_on, "
+        "runtime::run or a uvrt::task, or use runtime::to_thread");
+  return detail::to_thread_on(c, "uvrt::to_thread", std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+// From a job running on the pool: runs f(args...) on the loop thread of the job's runtime,
+// waits for it, and returns its value or rethrows its exception (anyio's from_thread.run_sync).
+// The arguments are passed by reference: the worker waits while they are used. Throws
+// usage_error on a loop thread (it would wait for itself) and no_runtime_error elsewhere.
+template <class F, class... Args>
+std::remove_cvref_t<std::invoke_result_t<F&, Args&...>> from_thread(F&& f, Args&&... args) {
+  // The result is returned by value: a reference into loop-owned data would be read on the
+  // worker while the loop goes on changing it.
+  using R = std::remove_cvref_t<std::invoke_result_t<F&, Args&...>>;
+  detail::core* c = detail::worker_core();
+  if (!c) {
+    if (detail::current_core())
+      throw usage_error("uvrt::from_thread: called on a loop thread, where it would wait for itself; call the function directly");
+    throw no_runtime_error("uvrt::from_thread: not called from a job running on uvrt's pool");
+  }
+  struct call : detail::posted {
+    F& fn;
+    std::tuple<Args&...> args;
+    std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> value;
+    std::exception_ptr error;
+    std::binary_semaphore done{0};
+
+    explicit call(F& f, Args&... a) : posted{nullptr, &invoke}, fn(f), args(a...) {}
+    static void invoke(posted* self, detail::core*) noexcept {
+      auto* me = static_cast<call*>(self);
+      try {
+        if constexpr (std::is_void_v<R>) {
+          std::apply(me->fn, me->args);
+          me->value.emplace();
+        } else {
+          me->value.emplace(std::apply(me->fn, me->args));
+        }
+      } catch (...) {
+        me->error = std::current_exception();
+      }
+      me->done.release();
+    }
+  } request(f, args...);
+  if (!detail::post(c, &request)) throw runtime_closed_error("uvrt::from_thread: the runtime has shut down");
+  request.done.acquire();
+  if (request.error) std::rethrow_exception(request.error);
+  if constexpr (!std::is_void_v<R>) return std::move(*request.value);
+}
+
+}  // namespace uvrt

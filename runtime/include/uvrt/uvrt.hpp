@@ -1,0 +1,13 @@
+// uvrt: run blocking calls on libuv's thread pool and await their results on the loop.
+//
+// The one header to include. Public names live in namespace uvrt; anything in uvrt::detail is
+// internal and may change without notice.
+#pragma once
+
+#include "cancel.hpp"
+#include "errors.hpp"
+#include "future.hpp"
+#include "options.hpp"
+#include "runtime.hpp"
+#include "task.hpp"
+#include "threadpool.hpp"

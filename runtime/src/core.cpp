@@ -1,0 +1,252 @@
+// The runtime's core: job bookkeeping, settlement, cancellation, cross-thread posts and the
+// teardown sequence. See core.hpp for the invariants.
+#include "core.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace uvrt::detail {
+
+namespace {
+
+thread_local core* tls_current = nullptr;
+thread_local core* tls_worker = nullptr;
+
+void on_wakeup(uv_async_t* handle) {
+  auto* c = static_cast<core*>(handle->data);
+  loop_scope scope(c);
+  c->drain_posted();
+  c->drain_deferred();
+}
+
+}  // namespace
+
+loop_scope::loop_scope(core* c) noexcept : c_(c), previous_(tls_current) {
+  tls_current = c;
+  ++c->depth;
+}
+
+loop_scope::~loop_scope() {
+  --c_->depth;
+  tls_current = previous_;
+}
+
+core* current_core() noexcept { return tls_current; }
+core* worker_core() noexcept { return tls_worker; }
+core* exchange_worker_core(core* c) noexcept { return std::exchange(tls_worker, c); }
+
+void fatal(const char* message) noexcept {
+  std::fprintf(stderr, "uvrt: fatal usage error: %s\n", message);
+  std::abort();
+}
+
+core::core(uv_loop_t* app_loop) : loop(app_loop ? app_loop : &own_loop_), owns_loop(app_loop == nullptr) {
+  if (owns_loop) {
+    if (int rc = uv_loop_init(&own_loop_); rc != 0)
+      throw std::runtime_error(std::string("uvrt::runtime: uv_loop_init failed: ") + uv_strerror(rc));
+  }
+  if (int rc = uv_async_init(loop, &wakeup, &on_wakeup); rc != 0) {
+    if (owns_loop) uv_loop_close(&own_loop_);
+    throw std::runtime_error(std::string("uvrt::runtime: uv_async_init failed: ") + uv_strerror(rc));
+  }
+  wakeup.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup));
+}
+
+void core::link(job_core* j) noexcept {
+  j->prev = nullptr;
+  j->next = jobs;
+  if (jobs) jobs->prev = j;
+  jobs = j;
+  ++in_flight;
+}
+
+void core::unlink(job_core* j) noexcept {
+  if (j->prev) j->prev->next = j->next;
+  else jobs = j->next;
+  if (j->next) j->next->prev = j->prev;
+  --in_flight;
+}
+
+void core::drain_posted() noexcept {
+  posted* p;
+  {
+    std::lock_guard lock(post_mutex);
+    p = std::exchange(post_head, nullptr);
+    post_tail = nullptr;
+  }
+  while (p) {
+    posted* next = p->next;
+    p->run(p, this);
+    p = next;
+  }
+}
+
+void core::defer(job_core* j, void (*release_fn)(job_core*) noexcept) {
+  deferred.reserve(deferred.size() + 1);  // may throw before anything changed
+  j->refs.fetch_add(1, std::memory_order_relaxed);
+  deferred.emplace_back(j, release_fn);
+  if (deferred.size() == 1) uv_ref(reinterpret_cast<uv_handle_t*>(&wakeup));
+  uv_async_send(&wakeup);
+}
+
+void core::drain_deferred() noexcept {
+  while (!deferred.empty()) {
+    auto batch = std::exchange(deferred, {});
+    for (auto [j, release_fn] : batch) {
+      if (continuation* k = std::exchange(j->cont, nullptr)) k->resume(k);
+      release_fn(j);
+    }
+  }
+  uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup));
+}
+
+void check_loop_thread(const core* c, const char* what) {
+  if (std::this_thread::get_id() != c->owner)
+    throw usage_error(std::string(what) +
+                      ": called from a thread that does not run this runtime's loop; "
+                      "use runtime::post to hand work to the loop thread");
+}
+
+void check_same_runtime(const core* c, const job_core* j, const char* what) {
+  if (core_of(j) != c)
+    throw usage_error(std::string(what) + ": the future belongs to another runtime, whose loop settles it");
+}
+
+void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after) {
+  check_loop_thread(c, "uvrt::to_thread");
+  if (c->closing) throw runtime_closed_error("uvrt::to_thread: the runtime is shutting down and takes no new work");
+  j->req.data = c;
+  if (int rc = uv_queue_work(c->loop, &j->req, work, after); rc != 0)
+    throw std::runtime_error(std::string("uvrt::to_thread: uv_queue_work failed: ") + uv_strerror(rc));
+  c->link(j);
+}
+
+void complete(job_core* j) noexcept {
+  core* c = core_of(j);
+  c->unlink(j);
+  if (j->flags & flag_abandoned) return;  // settled by cancel(); its continuation was deferred
+  j->state.store(j->outcome, std::memory_order_release);
+  if (continuation* k = std::exchange(j->cont, nullptr)) {
+    loop_scope scope(c);
+    k->resume(k);
+  }
+}
+
+cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*) noexcept) {
+  core* c = core_of(j);
+  check_loop_thread(c, "uvrt::future::cancel");
+  cancel_result result;
+  if ((j->flags & flag_cancel_queued) || uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0) {
+    j->flags |= flag_cancel_queued;
+    result = cancel_result::not_started;
+  } else {
+    if (j->flags & flag_stop_source) stop_source_of(j)->request_stop();
+    result = mode == cancel_mode::abandon ? cancel_result::abandoned : cancel_result::stop_requested;
+  }
+  if (mode == cancel_mode::abandon) {
+    if (j->cont) c->defer(j, release_fn);
+    j->flags |= flag_abandoned;
+    j->state.store(job_state::cancelled, std::memory_order_release);
+  }
+  return result;
+}
+
+void park(job_core* j, continuation* k, const char* what) {
+  if (!j) throw usage_error(std::string(what) + ": the future is empty (moved from or consumed)");
+  core* c = core_of(j);
+  check_loop_thread(c, what);
+  if (core* running = current_core(); running && running != c)
+    throw usage_error(std::string(what) + ": the future belongs to another runtime, whose loop settles it");
+  if (j->cont) throw usage_error(std::string(what) + ": the future is already awaited or has a continuation");
+  j->cont = k;
+}
+
+void unpark(job_core* j, continuation* k) noexcept {
+  if (j && j->cont == k) j->cont = nullptr;
+}
+
+void report_unhandled(core* c, std::exception_ptr e) noexcept {
+  if (!c->unhandled) c->unhandled = std::move(e);
+  if (c->driving) uv_stop(c->loop);
+}
+
+bool post(core* c, posted* p) {
+  std::lock_guard lock(c->post_mutex);
+  if (!c->accepting_posts) return false;
+  p->next = nullptr;
+  if (c->post_tail) c->post_tail->next = p;
+  else c->post_head = p;
+  c->post_tail = p;
+  uv_async_send(&c->wakeup);
+  return true;
+}
+
+void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done)(void*), void* ctx) {
+  check_loop_thread(c, what);
+  if (c->depth > 0)
+    throw usage_error(std::string(what) +
+                      ": called from inside the loop (a task, a continuation or a posted callable), which "
+                      "cannot be re-entered; co_await the future or task instead");
+  loop_scope scope(c);
+  c->driving = true;
+  struct stop_driving {
+    core* c;
+    ~stop_driving() { c->driving = false; }
+  } guard{c};
+  if (start) start.resume();
+  // Without `done`, this is run(): turn until nothing is pending.
+  while (!(done && done(ctx)) && !c->unhandled) {
+    if (uv_run(c->loop, UV_RUN_ONCE) != 0 || c->unhandled) continue;
+    if (!done) break;
+    if (!done(ctx))
+      throw usage_error(std::string(what) +
+                        ": nothing pending on the loop can complete what it waits for "
+                        "(is it waiting on another runtime's future?)");
+  }
+  if (auto e = c->take_unhandled()) std::rethrow_exception(e);
+}
+
+void core::cancel_all() noexcept {
+  for (job_core* j = jobs; j; j = j->next) {
+    if (j->flags & flag_cancel_queued) continue;
+    if (uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0) j->flags |= flag_cancel_queued;
+    else if (j->flags & flag_stop_source) stop_source_of(j)->request_stop();
+  }
+}
+
+void core::close_own_loop() noexcept {
+  // Handles the application opened on the runtime's own loop and left open are closed here:
+  // the loop's memory goes away with the runtime, so nothing may stay linked into it.
+  while (uv_loop_close(loop) == UV_EBUSY) {
+    uv_walk(loop, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+    uv_run(loop, UV_RUN_ONCE);
+  }
+}
+
+core::~core() {
+  if (std::this_thread::get_id() != owner)
+    fatal("uvrt::runtime destroyed on a thread other than the one that runs its loop");
+  if (depth > 0)
+    fatal("uvrt::runtime destroyed from inside its own loop (a task, a continuation, a posted "
+          "callable, run or block_on); destroy it after run or block_on has returned");
+  closing = true;
+  loop_scope scope(this);
+  cancel_all();
+  // Cancelled jobs settle in their after-work callbacks, running ones when they return; both
+  // need the loop to turn. Posts from running jobs (from_thread) are served meanwhile.
+  while (in_flight > 0 || !deferred.empty()) uv_run(loop, UV_RUN_ONCE);
+  {
+    std::lock_guard lock(post_mutex);
+    accepting_posts = false;
+  }
+  drain_posted();
+  uv_close(reinterpret_cast<uv_handle_t*>(&wakeup), [](uv_handle_t* h) { static_cast<core*>(h->data)->wakeup_closed = true; });
+  while (!wakeup_closed) uv_run(loop, UV_RUN_NOWAIT);
+  // Nobody is left to rethrow to; the exception dies with the runtime (documented).
+  unhandled = nullptr;
+  if (owns_loop) close_own_loop();
+}
+
+}  // namespace uvrt::detail

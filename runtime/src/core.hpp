@@ -1,0 +1,86 @@
+// The runtime's core: everything a runtime owns, kept out of the public headers.
+//
+// Invariants the rest of uvrt relies on:
+//   - Every job in flight (submitted, after-work callback not yet run) is on `jobs`, so teardown
+//     can cancel or wait for it; `in_flight` counts them. Both are touched on the loop thread only.
+//   - A job's future is pending only while its runtime's core exists: teardown does not return
+//     before every job's after-work callback ran and every deferred continuation was resumed.
+//   - uv_cancel is called at most once per job, and only before its after-work callback ran
+//     (flag_cancel_queued and the settled state guard it): libuv corrupts its queue otherwise.
+//   - `wakeup` is the runtime's only handle. It is unreferenced, so it never keeps the loop alive
+//     on its own, except while continuations wait in `deferred`.
+//   - Posts are queued under `post_mutex`, and uv_async_send is called under it too, so teardown
+//     can close `wakeup` once it has stopped accepting posts without racing a late sender.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "uvrt/runtime.hpp"
+
+namespace uvrt::detail {
+
+class core {
+ public:
+  core(uv_loop_t* app_loop);  // null: create and own a loop
+  ~core();                    // the runtime's teardown
+  core(const core&) = delete;
+  core& operator=(const core&) = delete;
+
+  uv_loop_t* loop;
+  const bool owns_loop;
+  const std::thread::id owner = std::this_thread::get_id();
+
+  job_core* jobs = nullptr;
+  std::size_t in_flight = 0;
+  bool closing = false;
+  bool driving = false;  // inside run() or block_on()
+  int depth = 0;         // > 0 while this thread is inside the loop on this runtime's behalf
+
+  std::vector<std::pair<job_core*, void (*)(job_core*) noexcept>> deferred;
+  std::exception_ptr unhandled;
+
+  std::mutex post_mutex;
+  posted* post_head = nullptr;
+  posted* post_tail = nullptr;
+  bool accepting_posts = true;
+
+  uv_async_t wakeup;
+  bool wakeup_closed = false;
+
+  void link(job_core* j) noexcept;
+  void unlink(job_core* j) noexcept;
+  void drain_posted() noexcept;
+  void drain_deferred() noexcept;
+  void defer(job_core* j, void (*release_fn)(job_core*) noexcept);
+  std::exception_ptr take_unhandled() noexcept { return std::exchange(unhandled, nullptr); }
+
+ private:
+  uv_loop_t own_loop_;
+  void cancel_all() noexcept;
+  void close_own_loop() noexcept;
+};
+
+// Marks the calling thread as inside the loop on behalf of `c`: the free to_thread finds `c`,
+// and block_on/run/the destructor refuse to re-enter the loop.
+class loop_scope {
+ public:
+  explicit loop_scope(core* c) noexcept;
+  ~loop_scope();
+  loop_scope(const loop_scope&) = delete;
+  loop_scope& operator=(const loop_scope&) = delete;
+
+ private:
+  core* c_;
+  core* previous_;
+};
+
+[[noreturn]] void fatal(const char* message) noexcept;
+
+}  // namespace uvrt::detail

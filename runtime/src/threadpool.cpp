@@ -1,0 +1,131 @@
+// Starting libuv's thread pool under uvrt's rules instead of libuv's silent ones.
+//
+// libuv sizes its pool from atoi(getenv("UV_THREADPOOL_SIZE")) when the pool first starts and
+// never again. uvrt therefore validates the size, exports it, and starts the pool itself, all
+// under one process-wide lock, so no two runtimes race on the environment or the start. The
+// pool is started by running one empty job on a private loop: libuv creates every worker before
+// that job is queued, so the process's thread count tells whether this start created the pool or
+// found it already running (started by someone else, with a size uvrt can only infer).
+#include <uv.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "threadpool_start.hpp"
+#include "uvrt/errors.hpp"
+#include "uvrt/threadpool.hpp"
+
+namespace uvrt {
+
+namespace {
+
+constexpr int default_size = 4;  // libuv's
+constexpr int max_size = 1024;   // libuv's MAX_THREADPOOL_SIZE
+
+std::mutex pool_mutex;
+int pool_size = 0;  // 0 until uvrt has started (or found) the pool
+
+// A plain decimal integer from 1 to max_size: digits only, no sign, spaces or suffix.
+std::optional<int> parse_size(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int value = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    value = value * 10 + (ch - '0');
+    if (value > max_size) return std::nullopt;
+  }
+  if (value < 1) return std::nullopt;
+  return value;
+}
+
+// The size libuv 1.44 derives from the variable's text, silent mappings included.
+int libuv_size_for(const std::optional<std::string>& text) {
+  if (!text) return default_size;
+  auto n = static_cast<unsigned>(std::atoi(text->c_str()));
+  if (n == 0) n = 1;
+  if (n > max_size) n = max_size;
+  return static_cast<int>(n);
+}
+
+// The process's thread count, or -1 where /proc cannot tell.
+long thread_count() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::strtol(line.c_str() + 8, nullptr, 10);
+  }
+  return -1;
+}
+
+void start_pool_now() {
+  uv_loop_t loop;
+  uv_work_t req;
+  if (uv_loop_init(&loop) != 0) throw std::runtime_error("uvrt: uv_loop_init failed while starting the thread pool");
+  uv_queue_work(&loop, &req, [](uv_work_t*) {}, [](uv_work_t*, int) {});
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+}
+
+[[noreturn]] void throw_conflict(int requested, int running) {
+  throw threadpool_size_error("uvrt: cannot use a thread pool of " + std::to_string(requested) +
+                              " threads: libuv's pool is process-wide and already running with " +
+                              std::to_string(running) + " threads; it cannot be resized");
+}
+
+}  // namespace
+
+namespace detail {
+
+int start_threadpool(int requested) {
+  if (requested < 0 || requested > max_size)
+    throw threadpool_size_error("uvrt: options::threadpool_size = " + std::to_string(requested) +
+                                " is out of range: expected 1 to 1024, or 0 for no preference");
+  std::lock_guard lock(pool_mutex);
+  if (pool_size != 0) {
+    if (requested != 0 && requested != pool_size) throw_conflict(requested, pool_size);
+    return pool_size;
+  }
+
+  std::optional<std::string> env;
+  if (const char* raw = std::getenv("UV_THREADPOOL_SIZE")) env = raw;
+  int want = default_size;
+  if (requested != 0) {
+    want = requested;
+  } else if (env) {
+    auto parsed = parse_size(*env);
+    if (!parsed)
+      throw threadpool_size_error("uvrt: UV_THREADPOOL_SIZE=\"" + *env +
+                                  "\" is not a valid thread pool size: expected a whole number from 1 to 1024 "
+                                  "(libuv would silently use " + std::to_string(libuv_size_for(env)) + " threads)");
+    want = *parsed;
+  }
+
+  if (requested != 0) setenv("UV_THREADPOOL_SIZE", std::to_string(requested).c_str(), 1);
+  const long before = thread_count();
+  start_pool_now();
+  const long after = thread_count();
+
+  if (before >= 0 && after >= 0 && after - before < want) {
+    // No new workers: the pool was already running, sized from the variable as it was before
+    // uvrt touched it. Put the variable back so it keeps describing the pool.
+    if (requested != 0) {
+      if (env) setenv("UV_THREADPOOL_SIZE", env->c_str(), 1);
+      else unsetenv("UV_THREADPOOL_SIZE");
+    }
+    pool_size = libuv_size_for(env);
+    if (requested != 0 && requested != pool_size) throw_conflict(requested, pool_size);
+    return pool_size;
+  }
+  pool_size = want;
+  return pool_size;
+}
+
+}  // namespace detail
+
+int threadpool_size() { return detail::start_threadpool(0); }
+
+}  // namespace uvrt
