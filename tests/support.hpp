@@ -3,7 +3,14 @@
 // cmocka's state is thread-local and a failing assert longjmps: assert only on the test thread
 // (in continuations, after block_on/run, or after joining), never inside a job running on the
 // pool. Values leave workers through atomics, latches or the future itself.
+//
+// cmocka.h defines function-like macros with common names (fail, skip...), so every other header
+// must be included before it: include this file last.
 #pragma once
+
+#include <exception>
+#include <string>
+#include <uvrt/uvrt.hpp>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,11 +20,6 @@
 extern "C" {
 #include <cmocka.h>
 }
-
-#include <cstring>
-#include <exception>
-#include <string>
-#include <uvrt/uvrt.hpp>
 
 namespace test {
 

@@ -75,9 +75,13 @@ template <class F>
 void check_callable(const F& f, const char* what) {
   // Function pointers, std::function and friends can be empty; calling one on a worker would
   // crash or throw bad_function_call far from the caller, so refuse it here.
-  if constexpr (requires { static_cast<bool>(f); }) {
-    if (!static_cast<bool>(f)) throw std::invalid_argument(std::string(what) + ": the callable is null or empty");
+  bool empty = false;
+  if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
+    empty = f == nullptr;
+  } else if constexpr (requires { f.operator bool(); }) {
+    empty = !f.operator bool();
   }
+  if (empty) throw std::invalid_argument(std::string(what) + ": the callable is null or empty");
 }
 
 template <class F, class... Args>

@@ -3,8 +3,9 @@
 // A task does nothing until it is awaited or handed to runtime::block_on, so its body always
 // runs on a loop thread where the free uvrt::to_thread finds its runtime. An exception that
 // escapes the body is kept and rethrown, type intact, to whoever awaits the task. Completion
-// transfers control straight to the awaiting coroutine (symmetric transfer), so long chains of
-// tasks do not grow the stack.
+// transfers control straight to the awaiting coroutine (symmetric transfer), so in optimised
+// builds, where the compiler makes that transfer a tail call, long chains of tasks do not grow
+// the stack.
 //
 // Thread-safety: distinct objects: safe. Shared objects: unsafe. A task runs on its runtime's
 // loop thread.
