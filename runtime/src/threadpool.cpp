@@ -4,14 +4,15 @@
 // never again. uvrt therefore validates the size, exports it, and starts the pool itself, all
 // under one process-wide lock, so no two runtimes race on the environment or the start. The
 // pool is started by running one empty job on a private loop: libuv creates every worker before
-// that job is queued, so the process's thread count tells whether this start created the pool or
-// found it already running (started by someone else, with a size uvrt can only infer).
+// that job is queued, so the thread ids that appear meanwhile tell whether this start created the
+// pool or found it already running (started by someone else, with a size uvrt can only infer).
 #include <uv.h>
 
 #include <cstdlib>
-#include <fstream>
+#include <filesystem>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -51,15 +52,25 @@ int libuv_size_for(const std::optional<std::string>& text) {
   return static_cast<int>(n);
 }
 
-// The process's thread count, or -1 where /proc cannot tell.
-long thread_count() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::strtol(line.c_str() + 8, nullptr, 10);
-  }
-  return -1;
+// The ids of the process's threads, or nothing where /proc cannot tell.
+std::optional<std::set<long>> thread_ids() {
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/self/task", ec);
+  if (ec) return std::nullopt;
+  std::set<long> ids;
+  for (const auto& entry : it) ids.insert(std::strtol(entry.path().filename().c_str(), nullptr, 10));
+  return ids;
 }
+
+// How many threads in `after` were not in `before`. Counting new ids rather than comparing
+// totals keeps threads that exit meanwhile from hiding the pool's arrival.
+std::size_t threads_added(const std::set<long>& before, const std::set<long>& after) {
+  std::size_t added = 0;
+  for (long id : after) added += before.count(id) == 0;
+  return added;
+}
+
+std::string threads_text(int n) { return std::to_string(n) + (n == 1 ? " thread" : " threads"); }
 
 void start_pool_now() {
   uv_loop_t loop;
@@ -71,9 +82,9 @@ void start_pool_now() {
 }
 
 [[noreturn]] void throw_conflict(int requested, int running) {
-  throw threadpool_size_error("uvrt: cannot use a thread pool of " + std::to_string(requested) +
-                              " threads: libuv's pool is process-wide and already running with " +
-                              std::to_string(running) + " threads; it cannot be resized");
+  throw threadpool_size_error("uvrt: cannot use a thread pool of " + threads_text(requested) +
+                              ": libuv's pool is process-wide and already running with " + threads_text(running) +
+                              "; it cannot be resized");
 }
 
 }  // namespace
@@ -100,18 +111,19 @@ int start_threadpool(int requested) {
     if (!parsed)
       throw threadpool_size_error("uvrt: UV_THREADPOOL_SIZE=\"" + *env +
                                   "\" is not a valid thread pool size: expected a whole number from 1 to 1024 "
-                                  "(libuv would silently use " + std::to_string(libuv_size_for(env)) + " threads)");
+                                  "(libuv would silently use " + threads_text(libuv_size_for(env)) + ")");
     want = *parsed;
   }
 
   if (requested != 0) setenv("UV_THREADPOOL_SIZE", std::to_string(requested).c_str(), 1);
-  const long before = thread_count();
+  const auto before = thread_ids();
   start_pool_now();
-  const long after = thread_count();
+  const auto after = thread_ids();
 
-  if (before >= 0 && after >= 0 && after - before < want) {
-    // No new workers: the pool was already running, sized from the variable as it was before
-    // uvrt touched it. Put the variable back so it keeps describing the pool.
+  if (before && after && threads_added(*before, *after) < static_cast<std::size_t>(want)) {
+    // No new workers: the pool was already running. libuv sized it from the variable when it
+    // started; the value it has now (before uvrt touched it) is the best evidence left of that.
+    // Put the variable back so it keeps describing the pool.
     if (requested != 0) {
       if (env) setenv("UV_THREADPOOL_SIZE", env->c_str(), 1);
       else unsetenv("UV_THREADPOOL_SIZE");

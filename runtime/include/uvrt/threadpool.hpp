@@ -12,10 +12,12 @@
 // Any violation throws uvrt::threadpool_size_error naming the source and the value.
 // Once the pool runs, asking for another size throws as well: the pool cannot be resized.
 //
-// If something else started the pool before uvrt (detected by the pool's threads not appearing
-// when uvrt starts it), uvrt reports the size libuv derived from UV_THREADPOOL_SIZE as it was
-// then, by libuv's own rules. Construct the first runtime early, before other threads read the
-// environment: setenv is not safe against concurrent getenv.
+// If something else started the pool before uvrt (detected by no new threads appearing when uvrt
+// starts it), uvrt reports the size libuv derives, by its own rules, from UV_THREADPOOL_SIZE as
+// it is now; it cannot see what the variable held when the pool started. An invalid variable is
+// refused even then, since uvrt validates it before it can tell whether the pool runs. Construct
+// the first runtime early, before other threads read the environment: setenv is not safe against
+// concurrent getenv.
 #pragma once
 
 namespace uvrt {

@@ -1,0 +1,468 @@
+// libuv's thread pool size as uvrt validates and reports it (see uvrt/threadpool.hpp).
+//
+// The pool is process-wide and sized once, when it first starts, so every case must run in a
+// fresh process: the executable runs only the case named by argv[1], and Meson starts it once a
+// case. Each case sets or unsets UV_THREADPOOL_SIZE itself before anything touches the pool, so
+// the outcome does not depend on the environment the test runner passes in.
+//
+// Pool threads are counted through /proc: the kernel thread ids that appear when the pool starts
+// are compared with the thread ids that jobs report from inside a rendezvous. A rendezvous of n
+// jobs, each waiting until all n have arrived, can only finish if n workers run at once, so a
+// pool that is too small shows up as a hang that the Meson timeout turns into a failure.
+#include <dirent.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <latch>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+namespace {
+
+constexpr const char* env_name = "UV_THREADPOOL_SIZE";
+
+// Sets the variable, or removes it for a null value, failing the test if the C library refuses.
+void set_pool_env(const char* value) {
+  const int rc = value ? setenv(env_name, value, 1) : unsetenv(env_name);
+  assert_int_equal(rc, 0);
+}
+
+// The kernel thread ids of every thread in this process, from /proc/self/task. A set, so that
+// the threads a pool start created can be told apart from the ones that were already there.
+std::set<pid_t> live_threads() {
+  std::set<pid_t> ids;
+  DIR* dir = opendir("/proc/self/task");
+  assert_non_null(dir);
+  while (const dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    ids.insert(static_cast<pid_t>(std::strtol(entry->d_name, nullptr, 10)));
+  }
+  closedir(dir);
+  return ids;
+}
+
+// The "Threads:" line of /proc/self/status: the kernel's own count, read independently of the
+// task directory so the two measurements can confirm each other.
+long status_thread_count() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::strtol(line.c_str() + 8, nullptr, 10);
+  }
+  fail_msg("/proc/self/status has no Threads: line");
+  return -1;
+}
+
+// A snapshot of the process's threads, taken before something that may start the pool.
+struct thread_snapshot {
+  std::set<pid_t> ids = live_threads();
+  long count = status_thread_count();
+
+  // The threads that exist now but did not when the snapshot was taken. Also checks that the
+  // kernel's count moved by the same amount, so a thread that exited meanwhile cannot hide a
+  // new one.
+  std::set<pid_t> new_threads() const {
+    const std::set<pid_t> now = live_threads();
+    std::set<pid_t> added;
+    std::set_difference(now.begin(), now.end(), ids.begin(), ids.end(), std::inserter(added, added.end()));
+    assert_int_equal(status_thread_count() - count, static_cast<long>(added.size()));
+    assert_int_equal(now.size() - ids.size(), added.size());
+    return added;
+  }
+};
+
+// Runs n jobs on `rt` that each wait until all n have started, and returns the kernel thread ids
+// they ran on. With fewer than n workers the jobs never all arrive and this never returns.
+std::set<pid_t> rendezvous(uvrt::runtime& rt, int n) {
+  std::latch all_arrived(n);
+  std::vector<uvrt::future<pid_t>> jobs;
+  jobs.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    jobs.push_back(rt.to_thread([&all_arrived] {
+      all_arrived.arrive_and_wait();
+      return gettid();
+    }));
+  }
+  // Every job has returned once its future settled, so the latch is no longer in use when this
+  // function's frame goes away.
+  std::set<pid_t> ids;
+  for (auto& job : jobs) ids.insert(rt.block_on(std::move(job)));
+  return ids;
+}
+
+// Proves that the pool has exactly n threads: the pool start created exactly n threads, and n
+// jobs ran at the same time on n distinct threads, which are exactly the ones created.
+void expect_pool_of(uvrt::runtime& rt, const thread_snapshot& before_start, int n) {
+  const std::set<pid_t> created = before_start.new_threads();
+  assert_int_equal(created.size(), static_cast<size_t>(n));
+  const std::set<pid_t> workers = rendezvous(rt, n);
+  assert_int_equal(workers.size(), static_cast<size_t>(n));
+  assert_true(workers == created);
+}
+
+// Runs one job on `rt` and checks its result, to show the runtime still works.
+void expect_working(uvrt::runtime& rt) {
+  assert_int_equal(rt.block_on(rt.to_thread([](int x) { return x * 3; }, 14)), 42);
+}
+
+// Starts libuv's pool the way an application would without uvrt: one job on a loop of its own,
+// run to completion, with plain libuv calls.
+void app_starts_pool_with_plain_libuv() {
+  uv_loop_t loop;
+  uv_work_t req;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  static int after_work_status = -1;
+  assert_int_equal(uv_queue_work(&loop, &req, [](uv_work_t*) {}, [](uv_work_t*, int status) { after_work_status = status; }), 0);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(after_work_status, 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+// An invalid UV_THREADPOOL_SIZE must be refused by every way of starting the pool, each time it
+// is asked, with a message that names the variable and quotes its value; and uvrt must not have
+// let libuv start the pool with its silent mapping of the value.
+void expect_env_refused(const char* value) {
+  set_pool_env(value);
+  const thread_snapshot before;
+  const std::string quoted = std::string("\"") + value + "\"";
+
+  std::string msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt; });
+  assert_contains(msg, env_name);
+  assert_contains(msg, quoted.c_str());
+
+  msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{}); });
+  assert_contains(msg, env_name);
+  assert_contains(msg, quoted.c_str());
+
+  msg = test::expect_throw<uvrt::threadpool_size_error>([] { (void)uvrt::threadpool_size(); });
+  assert_contains(msg, env_name);
+  assert_contains(msg, quoted.c_str());
+
+  // The embedding constructor validates the same way; the loop stays the caller's to close.
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  msg = test::expect_throw<uvrt::threadpool_size_error>([&loop] { uvrt::runtime rt(&loop); });
+  assert_contains(msg, env_name);
+  assert_contains(msg, quoted.c_str());
+  assert_int_equal(uv_loop_close(&loop), 0);
+
+  // A refused value is not remembered as if it had started the pool: asking again fails again.
+  msg = test::expect_throw<uvrt::threadpool_size_error>([] { (void)uvrt::threadpool_size(); });
+  assert_contains(msg, quoted.c_str());
+
+  assert_int_equal(before.new_threads().size(), 0u);
+}
+
+// An out-of-range options::threadpool_size must be refused, naming the option and the value,
+// without starting the pool.
+void expect_option_refused(int value) {
+  const thread_snapshot before;
+  const std::string shown = std::to_string(value);
+  std::string msg = test::expect_throw<uvrt::threadpool_size_error>([value] { uvrt::runtime rt(uvrt::options{value}); });
+  assert_contains(msg, "threadpool_size");
+  assert_contains(msg, shown.c_str());
+
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  msg = test::expect_throw<uvrt::threadpool_size_error>([&loop, value] { uvrt::runtime rt(&loop, uvrt::options{value}); });
+  assert_contains(msg, "threadpool_size");
+  assert_contains(msg, shown.c_str());
+  assert_int_equal(uv_loop_close(&loop), 0);
+
+  assert_int_equal(before.new_threads().size(), 0u);
+}
+
+// --- Sizes taken from the environment ------------------------------------------------------------
+
+void env_unset_gives_default_4(void**) {
+  set_pool_env(nullptr);
+  const thread_snapshot before;
+  uvrt::runtime rt(uvrt::options{});
+  assert_int_equal(uvrt::threadpool_size(), 4);
+  expect_pool_of(rt, before, 4);
+  // With no preference in the options uvrt has nothing to export, so the variable stays unset.
+  assert_null(std::getenv(env_name));
+}
+
+void env_3_gives_exactly_3_threads(void**) {
+  set_pool_env("3");
+  const thread_snapshot before;
+  uvrt::runtime rt;
+  assert_int_equal(uvrt::threadpool_size(), 3);
+  expect_pool_of(rt, before, 3);
+}
+
+void size_query_alone_starts_the_pool(void**) {
+  // threadpool_size() starts the pool as a default runtime would, so the threads exist before
+  // any runtime does and a later runtime has to match them.
+  set_pool_env(nullptr);
+  const thread_snapshot before;
+  assert_int_equal(uvrt::threadpool_size(), 4);
+  assert_int_equal(before.new_threads().size(), 4u);
+  const std::string msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{5}); });
+  assert_contains(msg, "already running with 4 threads");
+  uvrt::runtime rt;
+  expect_pool_of(rt, before, 4);
+}
+
+void env_max_1024_accepted(void**) {
+  set_pool_env("1024");
+  const thread_snapshot before;
+  uvrt::runtime rt;
+  assert_int_equal(uvrt::threadpool_size(), 1024);
+  expect_pool_of(rt, before, 1024);
+}
+
+void env_abc_refused(void**) { expect_env_refused("abc"); }
+void env_empty_refused(void**) { expect_env_refused(""); }
+void env_0_refused(void**) { expect_env_refused("0"); }
+void env_minus_1_refused(void**) { expect_env_refused("-1"); }
+void env_1025_refused(void**) { expect_env_refused("1025"); }
+void env_leading_space_refused(void**) { expect_env_refused(" 8"); }
+void env_trailing_junk_refused(void**) { expect_env_refused("8abc"); }
+
+// --- Sizes taken from the options ----------------------------------------------------------------
+
+void option_minus_1_refused(void**) {
+  set_pool_env(nullptr);
+  expect_option_refused(-1);
+}
+
+void option_1025_refused(void**) {
+  // A valid variable must not rescue an invalid option: the option is what the caller asked for.
+  set_pool_env("3");
+  expect_option_refused(1025);
+}
+
+void option_2_gives_exactly_2_threads(void**) {
+  set_pool_env(nullptr);
+  const thread_snapshot before;
+  uvrt::runtime rt(uvrt::options{2});
+  assert_int_equal(uvrt::threadpool_size(), 2);
+  expect_pool_of(rt, before, 2);
+}
+
+void option_wins_over_invalid_env(void**) {
+  set_pool_env("abc");
+  const thread_snapshot before;
+  uvrt::runtime rt(uvrt::options{2});
+  assert_int_equal(uvrt::threadpool_size(), 2);
+  expect_pool_of(rt, before, 2);
+  // threadpool.hpp says the option is exported, so the variable now describes the pool.
+  const char* exported = std::getenv(env_name);
+  assert_non_null(exported);
+  assert_string_equal(exported, "2");
+}
+
+// --- A pool that is already running --------------------------------------------------------------
+
+void second_runtime_must_match_running_pool(void**) {
+  set_pool_env(nullptr);
+  const thread_snapshot before;
+  uvrt::runtime first(uvrt::options{3});
+
+  std::string msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{5}); });
+  assert_contains(msg, "process-wide");
+  assert_contains(msg, "already running with 3 threads");
+  assert_contains(msg, "5");
+
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  msg = test::expect_throw<uvrt::threadpool_size_error>([&loop] { uvrt::runtime rt(&loop, uvrt::options{4}); });
+  assert_contains(msg, "already running with 3 threads");
+  assert_int_equal(uv_loop_close(&loop), 0);
+
+  // The failed constructions must leave the first runtime and the pool as they were.
+  expect_working(first);
+  assert_int_equal(uvrt::threadpool_size(), 3);
+
+  // The same size, or no preference, joins the running pool.
+  uvrt::runtime same(uvrt::options{3});
+  uvrt::runtime any(uvrt::options{0});
+  expect_working(same);
+  expect_working(any);
+  expect_pool_of(first, before, 3);
+}
+
+void env_changes_after_start_are_ignored(void**) {
+  // Once the pool runs, a runtime with no preference uses it as it is, whatever the variable
+  // says now: libuv will never read it again.
+  set_pool_env("3");
+  const thread_snapshot before;
+  uvrt::runtime first;
+  set_pool_env("abc");
+  uvrt::runtime second;
+  set_pool_env("7");
+  assert_int_equal(uvrt::threadpool_size(), 3);
+  uvrt::runtime third;
+  expect_working(second);
+  expect_working(third);
+  expect_pool_of(first, before, 3);
+}
+
+void concurrent_first_use_starts_one_pool(void**) {
+  // Two threads ask for different sizes at the same moment: exactly one must start the pool and
+  // the other must be told the size it lost to. Outcomes are carried out of the threads and
+  // asserted here, because cmocka's asserts only work on the test thread.
+  set_pool_env(nullptr);
+  struct outcome {
+    int size = 0;
+    std::string error;
+    pid_t tid = 0;
+  };
+  outcome got[2];
+  const int asked[2] = {2, 3};
+  std::latch start(2);
+  std::latch reported(2);
+  std::latch may_exit(1);
+  auto contender = [&](int i) {
+    start.arrive_and_wait();
+    try {
+      uvrt::runtime rt(uvrt::options{asked[i]});
+      got[i].size = uvrt::threadpool_size();
+    } catch (const uvrt::threadpool_size_error& e) {
+      got[i].error = e.what();
+    }
+    got[i].tid = gettid();
+    reported.count_down();
+    // The contenders stay alive until the threads have been counted: a thread that has just
+    // been joined can still be counted by the kernel for a moment, which would skew the count.
+    may_exit.wait();
+  };
+  const thread_snapshot before;
+  std::thread a(contender, 0);
+  std::thread b(contender, 1);
+  reported.wait();
+  std::set<pid_t> pool = before.new_threads();
+  may_exit.count_down();
+  a.join();
+  b.join();
+  assert_int_equal(pool.erase(got[0].tid), 1u);
+  assert_int_equal(pool.erase(got[1].tid), 1u);
+
+  const int winner = got[0].error.empty() ? 0 : 1;
+  const int loser = 1 - winner;
+  assert_true(got[winner].error.empty());
+  assert_int_equal(got[winner].size, asked[winner]);
+  assert_false(got[loser].error.empty());
+  assert_int_equal(got[loser].size, 0);
+  const std::string expected = "already running with " + std::to_string(asked[winner]) + " threads";
+  assert_contains(got[loser].error, expected.c_str());
+  assert_int_equal(uvrt::threadpool_size(), asked[winner]);
+
+  // Only the winner's pool was started, and a rendezvous on it finds exactly those threads.
+  assert_int_equal(pool.size(), static_cast<size_t>(asked[winner]));
+  uvrt::runtime rt;
+  assert_true(rendezvous(rt, asked[winner]) == pool);
+}
+
+// --- A pool the application started with plain libuv ---------------------------------------------
+
+void app_started_default_pool_is_reported(void**) {
+  set_pool_env(nullptr);
+  const thread_snapshot before;
+  app_starts_pool_with_plain_libuv();
+  assert_int_equal(before.new_threads().size(), 4u);
+  const thread_snapshot after_app;
+
+  assert_int_equal(uvrt::threadpool_size(), 4);
+  const std::string msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{8}); });
+  assert_contains(msg, "process-wide");
+  assert_contains(msg, "already running with 4 threads");
+
+  uvrt::runtime rt;
+  uvrt::runtime same(uvrt::options{4});
+  expect_working(rt);
+  expect_working(same);
+  // uvrt found the pool running and started nothing of its own.
+  assert_int_equal(after_app.new_threads().size(), 0u);
+  assert_int_equal(rendezvous(rt, 4).size(), 4u);
+}
+
+void app_started_pool_conflicts_with_first_runtime(void**) {
+  // Here the first thing uvrt is asked for is a size the running pool does not have: uvrt must
+  // notice the pool is not its own, name the real size, and put the variable back as it was.
+  set_pool_env(nullptr);
+  const thread_snapshot before;
+  app_starts_pool_with_plain_libuv();
+  assert_int_equal(before.new_threads().size(), 4u);
+
+  const std::string msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{8}); });
+  assert_contains(msg, "already running with 4 threads");
+  assert_null(std::getenv(env_name));
+  assert_int_equal(uvrt::threadpool_size(), 4);
+  assert_int_equal(before.new_threads().size(), 4u);
+}
+
+void app_started_pool_from_env_2_is_reported(void**) {
+  set_pool_env("2");
+  const thread_snapshot before;
+  app_starts_pool_with_plain_libuv();
+  assert_int_equal(before.new_threads().size(), 2u);
+
+  assert_int_equal(uvrt::threadpool_size(), 2);
+  const std::string msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{3}); });
+  assert_contains(msg, "already running with 2 threads");
+  uvrt::runtime rt;
+  expect_pool_of(rt, before, 2);
+}
+
+// The cases, by name. Keep in step with pool_cases in meson.build, which runs each one.
+const CMUnitTest cases[] = {
+    cmocka_unit_test(env_unset_gives_default_4),
+    cmocka_unit_test(env_3_gives_exactly_3_threads),
+    cmocka_unit_test(size_query_alone_starts_the_pool),
+    cmocka_unit_test(env_max_1024_accepted),
+    cmocka_unit_test(env_abc_refused),
+    cmocka_unit_test(env_empty_refused),
+    cmocka_unit_test(env_0_refused),
+    cmocka_unit_test(env_minus_1_refused),
+    cmocka_unit_test(env_1025_refused),
+    cmocka_unit_test(env_leading_space_refused),
+    cmocka_unit_test(env_trailing_junk_refused),
+    cmocka_unit_test(option_minus_1_refused),
+    cmocka_unit_test(option_1025_refused),
+    cmocka_unit_test(option_2_gives_exactly_2_threads),
+    cmocka_unit_test(option_wins_over_invalid_env),
+    cmocka_unit_test(second_runtime_must_match_running_pool),
+    cmocka_unit_test(env_changes_after_start_are_ignored),
+    cmocka_unit_test(concurrent_first_use_starts_one_pool),
+    cmocka_unit_test(app_started_default_pool_is_reported),
+    cmocka_unit_test(app_started_pool_conflicts_with_first_runtime),
+    cmocka_unit_test(app_started_pool_from_env_2_is_reported),
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Exactly one case per process: running two would let the first one's pool decide the second.
+  if (argc == 2) {
+    for (const CMUnitTest& c : cases) {
+      if (std::string(c.name) == argv[1]) {
+        // A group of one, so the TAP plan and results cover this case alone.
+        const CMUnitTest one[] = {c};
+        return cmocka_run_group_tests_name(c.name, one, nullptr, nullptr);
+      }
+    }
+  }
+  // An unknown or missing name must fail loudly rather than run nothing and pass: "Bail out!"
+  // makes a TAP reader stop with an error, and the exit status fails any other runner.
+  if (argc == 2) {
+    std::printf("Bail out! test_pool_size: no case is named \"%s\"\n", argv[1]);
+  } else {
+    std::printf("Bail out! test_pool_size: expected one case name as the only argument\n");
+  }
+  std::fprintf(stderr, "usage: %s CASE\nknown cases:\n", argc > 0 ? argv[0] : "test_pool_size");
+  for (const CMUnitTest& c : cases) std::fprintf(stderr, "  %s\n", c.name);
+  return 2;
+}
