@@ -196,14 +196,16 @@ void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done
     ~stop_driving() { c->driving = false; }
   } guard{c};
   if (start) start.resume();
-  // Without `done`, this is run(): turn until nothing is pending.
-  while (!(done && done(ctx)) && !c->unhandled) {
-    if (uv_run(c->loop, UV_RUN_ONCE) != 0 || c->unhandled) continue;
-    if (!done) break;
-    if (!done(ctx))
+  if (!done) {
+    // run(): exactly uv_run's default mode, so uv_stop ends it as it would end uv_run.
+    uv_run(c->loop, UV_RUN_DEFAULT);
+  } else {
+    while (!done(ctx) && !c->unhandled) {
+      if (uv_run(c->loop, UV_RUN_ONCE) != 0 || c->unhandled || done(ctx)) continue;
       throw usage_error(std::string(what) +
                         ": nothing pending on the loop can complete what it waits for "
                         "(is it waiting on another runtime's future?)");
+    }
   }
   if (auto e = c->take_unhandled()) std::rethrow_exception(e);
 }

@@ -137,8 +137,8 @@ class runtime {
     return detail::to_thread_on(core_, "uvrt::runtime::to_thread", std::forward<F>(f), std::forward<Args>(args)...);
   }
 
-  // Turns the loop until `f` settles, then returns its value or rethrows. On the loop thread
-  // only, and not from inside the loop (usage_error).
+  // Turns the loop until `f` settles (uv_stop does not end it early), then returns its value or
+  // rethrows. On the loop thread only, and not from inside the loop (usage_error).
   template <class T>
   T block_on(future<T> f) {
     if (!f.valid()) throw usage_error("uvrt::runtime::block_on: the future is empty (moved from or consumed)");
@@ -158,8 +158,8 @@ class runtime {
     return h.promise().result();
   }
 
-  // Turns the loop until nothing is pending (uv_run with UV_RUN_DEFAULT). Rethrows an exception
-  // that escaped a then() callback or a posted callable.
+  // Turns the loop until nothing is pending or uv_stop is called: uv_run with UV_RUN_DEFAULT.
+  // Rethrows an exception that escaped a then() callback or a posted callable.
   void run();
 
   // Runs `f()` on the loop thread, soon. Any thread may call it. The callable is run at the
