@@ -10,8 +10,10 @@ namespace uvrt::detail {
 
 namespace {
 
-thread_local core* tls_current = nullptr;
-thread_local core* tls_worker = nullptr;
+// Read on every job (tls_worker) and every completion (tls_current). The initial-exec model
+// makes that a plain load instead of a __tls_get_addr call per access from a shared library.
+[[gnu::tls_model("initial-exec")]] thread_local core* tls_current = nullptr;
+[[gnu::tls_model("initial-exec")]] thread_local core* tls_worker = nullptr;
 
 void on_wakeup(uv_async_t* handle) {
   auto* c = static_cast<core*>(handle->data);

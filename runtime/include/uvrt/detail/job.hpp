@@ -223,7 +223,12 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
   }();
 
   void* raw = ::operator new(tail);
-  auto* j = ::new (raw) job_core{};
+  // Default-initialised, not zeroed: uv_queue_work initialises the request, and the fields uvrt
+  // owns are set here (prev and next when the runtime links the job).
+  auto* j = ::new (raw) job_core;
+  j->cont = nullptr;
+  j->state.store(job_state::pending, std::memory_order_relaxed);
+  j->outcome = job_state::pending;
   j->flags = stop ? flag_stop_source : 0;
   j->refs.store(2, std::memory_order_relaxed);  // the future and libuv
   try {
