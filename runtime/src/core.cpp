@@ -213,10 +213,14 @@ void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done
 }
 
 void core::cancel_all() noexcept {
+  // Every queued job first: a running job told to stop frees its worker, which would otherwise
+  // start the next queued job before teardown got to cancel it.
   for (job_core* j = jobs; j; j = j->next) {
-    if (j->flags & flag_cancel_queued) continue;
-    if (uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0) j->flags |= flag_cancel_queued;
-    else if (j->flags & flag_stop_source) stop_source_of(j)->request_stop();
+    if (!(j->flags & flag_cancel_queued) && uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0)
+      j->flags |= flag_cancel_queued;
+  }
+  for (job_core* j = jobs; j; j = j->next) {
+    if (!(j->flags & flag_cancel_queued) && (j->flags & flag_stop_source)) stop_source_of(j)->request_stop();
   }
 }
 

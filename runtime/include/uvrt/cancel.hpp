@@ -16,10 +16,12 @@ enum class cancel_mode {
 enum class cancel_result {
   // The job was still queued and will never run; the future settles as cancelled.
   not_started,
-  // The job is running (or has just finished); a stop was requested through its token and the
-  // future will settle with the job's own outcome.
+  // The job is running (or has just finished); a stop was requested through its token (a
+  // callable without one cannot be stopped and runs on) and the future will settle with the
+  // job's own outcome.
   stop_requested,
-  // The job is running; a stop was requested and the future is already settled as cancelled.
+  // The job is running; a stop was requested as above and the future is already settled as
+  // cancelled.
   abandoned,
   // The future had already settled: nothing changed.
   already_settled,

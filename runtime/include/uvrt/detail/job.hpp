@@ -80,10 +80,16 @@ constexpr std::size_t slot_offset(bool stop, std::size_t align) noexcept {
   return align_up(sizeof(job_core) + (stop ? sizeof(std::stop_source) : 0), align);
 }
 
+// Where an X lives in the slot. The worker uses the compile-time form: `flags` belongs to the
+// loop thread, which may change it (abandon) while the job runs.
+template <class X, bool Stop>
+X* slot_at(job_core* j) noexcept {
+  return std::launder(reinterpret_cast<X*>(reinterpret_cast<char*>(j) + slot_offset(Stop, alignof(X))));
+}
+
 template <class X>
 X* slot(job_core* j) noexcept {
-  const bool stop = (j->flags & flag_stop_source) != 0;
-  return std::launder(reinterpret_cast<X*>(reinterpret_cast<char*>(j) + slot_offset(stop, alignof(X))));
+  return (j->flags & flag_stop_source) ? slot_at<X, true>(j) : slot_at<X, false>(j);
 }
 
 inline std::stop_source* stop_source_of(job_core* j) noexcept {
@@ -152,7 +158,7 @@ struct job_ops {
   static void work(uv_work_t* req) noexcept {
     job_core* j = job_of(req);
     core* previous = exchange_worker_core(core_of(j));
-    Call* call = slot<Call>(j);
+    Call* call = slot_at<Call, stop>(j);
     bool call_alive = true;
     std::stop_token token;
     if constexpr (stop) token = stop_source_of(j)->get_token();
@@ -167,12 +173,12 @@ struct job_ops {
         R result = (*call)(std::move(token));
         call->~Call();
         call_alive = false;
-        ::new (static_cast<void*>(slot<R>(j))) R(std::move(result));
+        ::new (static_cast<void*>(slot_at<R, stop>(j))) R(std::move(result));
       }
       j->outcome = job_state::value;
     } catch (...) {
       if (call_alive) call->~Call();
-      ::new (static_cast<void*>(slot<std::exception_ptr>(j))) std::exception_ptr(std::current_exception());
+      ::new (static_cast<void*>(slot_at<std::exception_ptr, stop>(j))) std::exception_ptr(std::current_exception());
       j->outcome = job_state::error;
     }
     exchange_worker_core(previous);
