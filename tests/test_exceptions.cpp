@@ -1,6 +1,10 @@
 // Exceptions: whatever a job throws comes back with its type intact, through get(), co_await and
 // block_on; nothing escapes into libuv; exceptions in continuations reach the driving call.
+#include <unistd.h>
+#include <uv.h>
+
 #include <atomic>
+#include <cstdio>
 #include <functional>
 #include <latch>
 #include <stdexcept>
@@ -137,6 +141,41 @@ void a_throwing_continuation_reaches_block_on(void**) {
                       "from then");
 }
 
+// Runs `f` with stderr sent to a temporary file and returns what was written there.
+template <class F>
+std::string capture_stderr(F&& f) {
+  std::fflush(stderr);
+  FILE* sink = std::tmpfile();
+  assert_non_null(sink);
+  const int saved = dup(STDERR_FILENO);
+  dup2(fileno(sink), STDERR_FILENO);
+  f();
+  std::fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  std::string text;
+  std::rewind(sink);
+  for (int ch; (ch = std::fgetc(sink)) != EOF;) text.push_back(static_cast<char>(ch));
+  std::fclose(sink);
+  return text;
+}
+
+// An exception that can never be rethrown is not lost silently: it is printed on stderr.
+void exceptions_nobody_can_rethrow_are_reported(void**) {
+  const std::string report = capture_stderr([] {
+    uvrt::runtime rt;
+    uv_loop_t* loop = rt.loop();
+    rt.to_thread([] {}).then([](uvrt::future<void>) { throw std::runtime_error("first"); });
+    rt.to_thread([] {}).then([](uvrt::future<void>) { throw std::runtime_error("second"); });
+    // The application drives the loop itself, so nothing rethrows "first" before teardown, and
+    // "second" arrives while "first" is still waiting.
+    while (uv_run(loop, UV_RUN_ONCE) != 0) {
+    }
+  });
+  assert_contains(report, "was dropped, because an earlier one is still waiting to be rethrown: second");
+  assert_contains(report, "was never rethrown, because the runtime was destroyed first: first");
+}
+
 }  // namespace
 
 int main() {
@@ -149,6 +188,7 @@ int main() {
       cmocka_unit_test(a_failing_result_move_becomes_the_jobs_exception),
       cmocka_unit_test(a_throwing_continuation_reaches_run),
       cmocka_unit_test(a_throwing_continuation_reaches_block_on),
+      cmocka_unit_test(exceptions_nobody_can_rethrow_are_reported),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -449,9 +449,17 @@ int main(int argc, char** argv) {
   if (argc == 2) {
     for (const CMUnitTest& c : cases) {
       if (std::string(c.name) == argv[1]) {
+        // Sanitizer runtimes (ThreadSanitizer) start a helper thread of their own when the process
+        // first creates a thread, which would land among the pool's new threads. A thread parked
+        // for the whole case makes that happen now, and no thread exits while a case counts.
+        std::latch case_done(1);
+        std::thread parked([&] { case_done.wait(); });
         // A group of one, so the TAP plan and results cover this case alone.
         const CMUnitTest one[] = {c};
-        return cmocka_run_group_tests_name(c.name, one, nullptr, nullptr);
+        const int failed = cmocka_run_group_tests_name(c.name, one, nullptr, nullptr);
+        case_done.count_down();
+        parked.join();
+        return failed;
       }
     }
   }

@@ -155,13 +155,17 @@ cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*
   return result;
 }
 
-void park(job_core* j, continuation* k, const char* what) {
+void check_parkable(const job_core* j, const char* what) {
   if (!j) throw usage_error(std::string(what) + ": the future is empty (moved from or consumed)");
-  core* c = core_of(j);
+  const core* c = core_of(j);
   check_loop_thread(c, what);
-  if (core* running = current_core(); running && running != c)
+  if (const core* running = current_core(); running && running != c)
     throw usage_error(std::string(what) + ": the future belongs to another runtime, whose loop settles it");
   if (j->cont) throw usage_error(std::string(what) + ": the future is already awaited or has a continuation");
+}
+
+void park(job_core* j, continuation* k, const char* what) {
+  check_parkable(j, what);
   j->cont = k;
 }
 
@@ -169,8 +173,26 @@ void unpark(job_core* j, continuation* k) noexcept {
   if (j && j->cont == k) j->cont = nullptr;
 }
 
+namespace {
+
+// An exception nobody will ever rethrow is still not lost silently: it goes to stderr, as
+// asyncio logs an exception that was never retrieved.
+void report_lost(const std::exception_ptr& e, const char* why) noexcept {
+  const char* what = "an exception not derived from std::exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "uvrt: an exception escaped a continuation or posted callable and %s: %s\n", why, what);
+}
+
+}  // namespace
+
 void report_unhandled(core* c, std::exception_ptr e) noexcept {
   if (!c->unhandled) c->unhandled = std::move(e);
+  else report_lost(e, "was dropped, because an earlier one is still waiting to be rethrown");
   if (c->driving) uv_stop(c->loop);
 }
 
@@ -252,7 +274,7 @@ core::~core() {
   drain_posted();
   uv_close(reinterpret_cast<uv_handle_t*>(&wakeup), [](uv_handle_t* h) { static_cast<core*>(h->data)->wakeup_closed = true; });
   while (!wakeup_closed) uv_run(loop, UV_RUN_NOWAIT);
-  // Nobody is left to rethrow to; the exception dies with the runtime (documented).
+  if (unhandled) report_lost(unhandled, "was never rethrown, because the runtime was destroyed first");
   unhandled = nullptr;
   if (owns_loop) close_own_loop();
 }

@@ -2,8 +2,11 @@
 //
 // Thread-safety: distinct objects: safe. Shared objects: unsafe. valid(), ready() and, once
 // ready() is true, get() may be called from any thread; cancel(), then() and co_await on a
-// future that has not settled must be called on the thread that runs its runtime's loop
-// (usage_error otherwise). A future may outlive its runtime: the runtime's teardown settles it.
+// future that has not settled must be called on the thread that runs its runtime's loop, by
+// that runtime (usage_error otherwise). A settled future is plain data: co_await, then() and
+// runtime::block_on hand over its outcome at once, whatever the thread or runtime, because the
+// runtime that settled it may already be gone. A future may outlive its runtime: the runtime's
+// teardown settles it.
 #pragma once
 
 #include <coroutine>
@@ -25,7 +28,9 @@ class future;
 
 namespace detail {
 
-// Checks that `c` may wait on `j` from this thread, then records it as the one continuation.
+// Throws usage_error unless a continuation may wait on the pending job `j` from this thread.
+void check_parkable(const job_core* j, const char* what);
+// Checks as above, then records `c` as the job's one continuation.
 void park(job_core* j, continuation* c, const char* what);
 // Forgets a continuation whose coroutine frame is being destroyed before `j` settled.
 void unpark(job_core* j, continuation* c) noexcept;
@@ -139,10 +144,10 @@ class [[nodiscard]] future {
       std::invoke(std::forward<F>(f), std::move(*this));
       return;
     }
-    auto holder = std::make_unique<detail::then_holder<T, std::decay_t<F>>>(
-        std::decay_t<F>(std::forward<F>(f)), std::move(*this));
-    detail::park(holder->fut.job_, holder.get(), "uvrt::future::then");
-    holder.release();
+    // Checked before the holder takes the future, so a refused then() leaves it untouched.
+    detail::check_parkable(job_, "uvrt::future::then");
+    detail::job_core* j = job_;
+    j->cont = new detail::then_holder<T, std::decay_t<F>>(std::decay_t<F>(std::forward<F>(f)), std::move(*this));
   }
 
   class awaiter : detail::continuation {

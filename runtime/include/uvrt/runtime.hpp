@@ -138,7 +138,8 @@ class runtime {
   }
 
   // Turns the loop until `f` settles (uv_stop does not end it early), then returns its value or
-  // rethrows. On the loop thread only, and not from inside the loop (usage_error).
+  // rethrows. For a pending future: on the loop thread only, not from inside the loop, and only
+  // for this runtime's futures (usage_error). A settled future's outcome is returned at once.
   template <class T>
   T block_on(future<T> f) {
     if (!f.valid()) throw usage_error("uvrt::runtime::block_on: the future is empty (moved from or consumed)");
