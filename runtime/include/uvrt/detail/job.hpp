@@ -7,7 +7,8 @@
 // The slot holds, one after the other and never at the same time: the bound callable (from
 // submission until it has run, on the worker), then either its result or the exception_ptr it
 // threw. Overlapping them keeps a job that returns an int at 168 bytes, which matters because a
-// burst of jobs is dominated by memory traffic (see ../shared notes in the project history).
+// burst of jobs is dominated by memory traffic: every 16 bytes added to bare libuv's job cost a
+// measured 9% of a burst's wall time.
 //
 // Ownership: a reference count with at most two owners, the future and libuv (from submission
 // until the after-work callback has run). Whoever drops the last reference destroys what the slot
@@ -114,11 +115,6 @@ void release(job_core* j) noexcept {
   destroy_outcome<R>(j, j->state.load(std::memory_order_relaxed));
   if (j->flags & flag_stop_source) stop_source_of(j)->~stop_source();
   ::operator delete(j);
-}
-
-template <class R>
-void release_erased(job_core* j) noexcept {
-  release<R>(j);
 }
 
 // The callable and its arguments, decay-copied at submission as std::thread does, and invoked
