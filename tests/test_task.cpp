@@ -1,5 +1,6 @@
 // uvrt::task<T>: laziness, values, composition, misuse.
 #include <atomic>
+#include <coroutine>
 #include <memory>
 #include <string>
 #include <vector>
@@ -113,6 +114,22 @@ void an_empty_task_is_refused(void**) {
   assert_contains(test::expect_throw<uvrt::usage_error>([&] { rt.block_on(std::move(t)); }), "empty");
 }
 
+// An awaitable that never resumes its coroutine: nothing on the loop can ever complete it.
+struct never {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  void await_resume() const noexcept {}
+};
+
+void block_on_reports_a_wait_nothing_can_complete(void**) {
+  uvrt::runtime rt;
+  auto stuck = []() -> uvrt::task<void> { co_await never{}; };
+  // Without the check block_on would spin for ever on an idle loop.
+  assert_contains(test::expect_throw<uvrt::usage_error>([&] { rt.block_on(stuck()); }), "nothing pending");
+  // The runtime is still usable afterwards.
+  assert_int_equal(rt.block_on(constant(3)), 3);
+}
+
 void free_to_thread_finds_the_runtime_inside_a_task(void**) {
   uvrt::runtime rt;
   std::atomic<int> ran{0};
@@ -136,6 +153,7 @@ int main() {
       cmocka_unit_test(deep_chains_complete),
       cmocka_unit_test(a_task_runs_once),
       cmocka_unit_test(an_empty_task_is_refused),
+      cmocka_unit_test(block_on_reports_a_wait_nothing_can_complete),
       cmocka_unit_test(free_to_thread_finds_the_runtime_inside_a_task),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
