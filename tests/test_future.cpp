@@ -2,7 +2,9 @@
 #include <atomic>
 #include <latch>
 #include <memory>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 
@@ -141,6 +143,67 @@ void ready_is_visible_from_another_thread(void**) {
   assert_int_equal(f.get(), 2);
 }
 
+uvrt::task<int> await_by_reference(uvrt::future<int>& f) { co_return co_await f; }
+
+// Dropping the future object a coroutine is awaiting hands its state to the coroutine, which
+// still resumes with the outcome.
+void an_awaited_future_may_be_dropped(void**) {
+  uvrt::runtime rt;
+  std::latch gate(1);
+  auto owned = std::make_unique<uvrt::future<int>>(rt.to_thread([&] {
+    gate.wait();
+    return 7;
+  }));
+  // block_on parks the task on *owned before the loop turns, so this runs while it waits.
+  rt.to_thread([] {}).then([&](uvrt::future<void>) {
+    owned.reset();
+    gate.count_down();
+  });
+  assert_int_equal(rt.block_on(await_by_reference(*owned)), 7);
+  assert_null(owned.get());
+}
+
+// Moving the future object a coroutine is awaiting (here: a vector growing) re-points the
+// coroutine at the new object.
+void an_awaited_future_may_be_moved(void**) {
+  uvrt::runtime rt;
+  std::latch gate(1);
+  std::vector<uvrt::future<int>> futures;
+  futures.reserve(1);
+  futures.push_back(rt.to_thread([&] {
+    gate.wait();
+    return 8;
+  }));
+  const auto* before = futures.data();
+  rt.to_thread([] {}).then([&](uvrt::future<void>) {
+    for (int i = 0; i < 64; ++i) futures.push_back(rt.to_thread([] { return 0; }));
+    gate.count_down();
+  });
+  assert_int_equal(rt.block_on(await_by_reference(futures[0])), 8);
+  assert_ptr_not_equal(futures.data(), before);  // the awaited element really moved
+  assert_false(futures[0].valid());              // and the awaiter consumed it where it went
+}
+
+// A coroutine frame destroyed while it awaits a future that was moved elsewhere must not be
+// resumed when the job settles later; the new owner gets the value.
+void a_destroyed_waiter_is_forgotten_after_its_future_moved(void**) {
+  uvrt::runtime rt;
+  std::latch gate(1);
+  uvrt::future<int> awaited = rt.to_thread([&] {
+    gate.wait();
+    return 1;
+  });
+  uvrt::future<int> new_owner;
+  rt.to_thread([] {}).then([&](uvrt::future<void>) {
+    new_owner = std::move(awaited);
+    throw std::runtime_error("stop");  // ends block_on, which destroys the waiting task
+  });
+  test::expect_throw<std::runtime_error>([&] { rt.block_on(await_by_reference(awaited)); });
+  gate.count_down();
+  rt.run();
+  assert_int_equal(new_owner.get(), 1);
+}
+
 }  // namespace
 
 int main() {
@@ -155,6 +218,9 @@ int main() {
       cmocka_unit_test(a_future_outlives_its_runtime),
       cmocka_unit_test(dropping_a_pending_future_detaches_the_job),
       cmocka_unit_test(ready_is_visible_from_another_thread),
+      cmocka_unit_test(an_awaited_future_may_be_dropped),
+      cmocka_unit_test(an_awaited_future_may_be_moved),
+      cmocka_unit_test(a_destroyed_waiter_is_forgotten_after_its_future_moved),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

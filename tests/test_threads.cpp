@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -66,6 +67,26 @@ void to_thread_from_foreign_thread_throws_usage_error_and_queues_nothing(void**)
   assert_int_equal(o.kind, outcome::expected);
   assert_contains(o.message, "post");
   assert_false(ran.load());
+}
+
+// A refused call throws before it touches the callable or the arguments, so what the caller
+// moved in is still the caller's.
+void a_refused_to_thread_leaves_moved_arguments_alone(void**) {
+  uvrt::runtime rt;
+  std::vector<int> data(1000, 1);
+  auto owned = std::make_unique<int>(42);
+  outcome o;
+  std::thread foreign([&] {
+    o = capture<uvrt::usage_error>([&] {
+      (void)rt.to_thread([](std::vector<int> d, std::unique_ptr<int> p) { return d.size() + static_cast<size_t>(*p); },
+                         std::move(data), std::move(owned));
+    });
+  });
+  foreign.join();
+  assert_int_equal(o.kind, outcome::expected);
+  assert_int_equal(data.size(), 1000);
+  assert_non_null(owned.get());
+  assert_int_equal(*owned, 42);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,6 +564,7 @@ void jobs_run_on_pool_threads_and_continuations_on_the_loop_thread(void**) {
 int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(to_thread_from_foreign_thread_throws_usage_error_and_queues_nothing),
+      cmocka_unit_test(a_refused_to_thread_leaves_moved_arguments_alone),
       cmocka_unit_test(free_to_thread_on_plain_thread_throws_no_runtime_error),
       cmocka_unit_test(free_to_thread_on_owner_thread_outside_the_loop_throws_no_runtime_error),
       cmocka_unit_test(free_to_thread_inside_a_job_throws_no_runtime_error),

@@ -85,8 +85,11 @@ void core::drain_posted() noexcept {
   }
 }
 
-void core::defer(job_core* j, void (*release_fn)(job_core*) noexcept) {
-  deferred.reserve(deferred.size() + 1);  // may throw before anything changed
+void core::make_room_to_defer() {
+  if (deferred.size() == deferred.capacity()) deferred.reserve(deferred.empty() ? 8 : 2 * deferred.size());
+}
+
+void core::defer(job_core* j, void (*release_fn)(job_core*) noexcept) noexcept {
   j->refs.fetch_add(1, std::memory_order_relaxed);
   deferred.emplace_back(j, release_fn);
   if (deferred.size() == 1) uv_ref(reinterpret_cast<uv_handle_t*>(&wakeup));
@@ -116,9 +119,12 @@ void check_same_runtime(const core* c, const job_core* j, const char* what) {
     throw usage_error(std::string(what) + ": the future belongs to another runtime, whose loop settles it");
 }
 
-void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after) {
+void check_submit(const core* c) {
   check_loop_thread(c, "uvrt::to_thread");
   if (c->closing) throw runtime_closed_error("uvrt::to_thread: the runtime is shutting down and takes no new work");
+}
+
+void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after) {
   j->req.data = c;
   if (int rc = uv_queue_work(c->loop, &j->req, work, after); rc != 0)
     throw std::runtime_error(std::string("uvrt::to_thread: uv_queue_work failed: ") + uv_strerror(rc));
@@ -129,19 +135,38 @@ void complete(job_core* j) noexcept {
   core* c = core_of(j);
   c->unlink(j);
   if (j->flags & flag_abandoned) return;  // settled by cancel(); its continuation was deferred
+  // The continuation is taken before the state is published, so whoever sees the job settled
+  // also sees that nothing waits on it any more.
+  continuation* k = j->cont;
+  if (k) j->cont = nullptr;
   j->state.store(j->outcome, std::memory_order_release);
-  if (continuation* k = std::exchange(j->cont, nullptr)) {
+  if (k) {
     loop_scope scope(c);
     k->resume(k);
   }
 }
 
+namespace {
+
+// uv_cancel at most once per job: after EBUSY the answer cannot change, and after success a
+// second call would only requeue the request. Returns whether the job was still queued.
+bool cancel_if_queued(job_core* j) noexcept {
+  if (j->flags & flag_cancel_queued) return true;
+  if (j->flags & flag_busy) return false;
+  const bool queued = uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0;
+  j->flags |= queued ? flag_cancel_queued : flag_busy;
+  return queued;
+}
+
+}  // namespace
+
 cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*) noexcept) {
   core* c = core_of(j);
   check_loop_thread(c, "uvrt::future::cancel");
+  // Room for a deferred continuation is made first, so running out of memory changes nothing.
+  if (mode == cancel_mode::abandon && j->cont) c->make_room_to_defer();
   cancel_result result;
-  if ((j->flags & flag_cancel_queued) || uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0) {
-    j->flags |= flag_cancel_queued;
+  if (cancel_if_queued(j)) {
     result = cancel_result::not_started;
   } else {
     if (j->flags & flag_stop_source) stop_source_of(j)->request_stop();
@@ -237,10 +262,7 @@ void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done
 void core::cancel_all() noexcept {
   // Every queued job first: a running job told to stop frees its worker, which would otherwise
   // start the next queued job before teardown got to cancel it.
-  for (job_core* j = jobs; j; j = j->next) {
-    if (!(j->flags & flag_cancel_queued) && uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0)
-      j->flags |= flag_cancel_queued;
-  }
+  for (job_core* j = jobs; j; j = j->next) cancel_if_queued(j);
   for (job_core* j = jobs; j; j = j->next) {
     if (!(j->flags & flag_cancel_queued) && (j->flags & flag_stop_source)) stop_source_of(j)->request_stop();
   }

@@ -6,7 +6,8 @@
 //   - A job's future is pending only while its runtime's core exists: teardown does not return
 //     before every job's after-work callback ran and every deferred continuation was resumed.
 //   - uv_cancel is called at most once per job, and only before its after-work callback ran
-//     (flag_cancel_queued and the settled state guard it): libuv corrupts its queue otherwise.
+//     (flag_cancel_queued, flag_busy and the settled state guard it): libuv corrupts its queue
+//     if it is called after that callback.
 //   - `wakeup` is the runtime's only handle. It is unreferenced, so it never keeps the loop alive
 //     on its own, except while continuations wait in `deferred`.
 //   - Posts are queued under `post_mutex`, and uv_async_send is called under it too, so teardown
@@ -58,7 +59,8 @@ class core {
   void unlink(job_core* j) noexcept;
   void drain_posted() noexcept;
   void drain_deferred() noexcept;
-  void defer(job_core* j, void (*release_fn)(job_core*) noexcept);
+  void make_room_to_defer();  // may throw; call before changing anything
+  void defer(job_core* j, void (*release_fn)(job_core*) noexcept) noexcept;
   std::exception_ptr take_unhandled() noexcept { return std::exchange(unhandled, nullptr); }
 
  private:

@@ -47,7 +47,7 @@ struct then_holder : continuation {
   F fn;
   future<T> fut;
 
-  then_holder(F&& f, future<T>&& fu) : continuation{&run}, fn(std::move(f)), fut(std::move(fu)) {}
+  then_holder(F&& f, future<T>&& fu) : continuation{&run, nullptr}, fn(std::move(f)), fut(std::move(fu)) {}
 
   static void run(continuation* self) noexcept {
     std::unique_ptr<then_holder> h(static_cast<then_holder*>(self));
@@ -77,11 +77,12 @@ class [[nodiscard]] future {
 
   // An empty future, with no state: only valid(), assignment and destruction are allowed.
   future() noexcept = default;
-  future(future&& other) noexcept : job_(std::exchange(other.job_, nullptr)) {}
+  future(future&& other) noexcept : job_(std::exchange(other.job_, nullptr)) { follow(&other); }
   future& operator=(future&& other) noexcept {
     if (this != &other) {
       reset();
       job_ = std::exchange(other.job_, nullptr);
+      follow(&other);
     }
     return *this;
   }
@@ -89,7 +90,7 @@ class [[nodiscard]] future {
   future& operator=(const future&) = delete;
 
   // Dropping a future that has not settled detaches it: the job still runs to completion and
-  // its outcome is destroyed. It does not cancel.
+  // its outcome is destroyed. It does not cancel. A coroutine awaiting it still gets its outcome.
   ~future() { reset(); }
 
   // False for a default-constructed or moved-from future, and after get().
@@ -150,32 +151,39 @@ class [[nodiscard]] future {
     j->cont = new detail::then_holder<T, std::decay_t<F>>(std::decay_t<F>(std::forward<F>(f)), std::move(*this));
   }
 
+  // Reads the outcome from the awaited future object wherever it has moved meanwhile, or, if it
+  // was dropped while awaited, from the reference the future handed over (see continuation).
   class awaiter : detail::continuation {
    public:
-    explicit awaiter(future& f) noexcept : continuation{&wake}, fut_(f) {}
+    explicit awaiter(future& f) noexcept : continuation{&wake, &f} {}
     awaiter(const awaiter&) = delete;
     awaiter& operator=(const awaiter&) = delete;
     ~awaiter() {
-      if (parked_) detail::unpark(fut_.job_, this);
+      if (parked_) detail::unpark(job_, this);  // the frame is destroyed before the job settled
+      if (!reader && job_) detail::release<T>(job_);
     }
-    bool await_ready() const { return fut_.ready(); }
+    bool await_ready() const { return source().ready(); }
     void await_suspend(std::coroutine_handle<> h) {
       waiter_ = h;
-      detail::park(fut_.job_, this, "co_await uvrt::future");
+      detail::park(source().job_, this, "co_await uvrt::future");
+      job_ = source().job_;
       parked_ = true;
     }
     T await_resume() {
       parked_ = false;
-      return fut_.get();
+      if (reader) return source().get();
+      return future(std::exchange(job_, nullptr)).get();
     }
 
    private:
+    friend class future;
+    future& source() const noexcept { return *static_cast<future*>(reader); }
     static void wake(continuation* self) noexcept {
       auto* a = static_cast<awaiter*>(self);
       a->parked_ = false;
       a->waiter_.resume();
     }
-    future& fut_;
+    detail::job_core* job_ = nullptr;  // set while parked; owned once `reader` is null
     std::coroutine_handle<> waiter_;
     bool parked_ = false;
   };
@@ -193,8 +201,27 @@ class [[nodiscard]] future {
 
   explicit future(detail::job_core* j) noexcept : job_(j) {}
 
+  // The parked continuation that reads from this future object, if any. Only the loop thread
+  // parks or clears continuations, and only through a future it holds, so a future that is not
+  // awaited can be dropped on any thread: `cont` is then only read.
+  detail::continuation* reader_of_this() const noexcept {
+    detail::continuation* k = job_ ? job_->cont : nullptr;
+    return k && k->reader == this ? k : nullptr;
+  }
+
+  // After a move from `other`: a coroutine awaiting `other` now reads from this object.
+  void follow(const future* other) noexcept {
+    if (detail::continuation* k = job_ ? job_->cont : nullptr; k && k->reader == other) k->reader = this;
+  }
+
   void reset() noexcept {
-    if (job_) detail::release<T>(std::exchange(job_, nullptr));
+    if (!job_) return;
+    if (detail::continuation* k = reader_of_this()) {
+      k->reader = nullptr;  // the awaiting coroutine keeps this reference and releases it
+      job_ = nullptr;
+      return;
+    }
+    detail::release<T>(std::exchange(job_, nullptr));
   }
 
   detail::job_core* job_ = nullptr;

@@ -11,11 +11,14 @@
 // callables posted from other threads are run. When the destructor returns no job of this
 // runtime is running, every future it made has settled, and every handle it made is closed: an
 // application that embedded it can uv_loop_close its loop and get 0. To do that the destructor
-// turns the loop itself, so it must not be called from inside the loop (from a callback, a task,
-// run or block_on); that is reported as a fatal usage error.
+// turns the loop itself, so it must not be called from inside the loop. From inside uvrt's own
+// callbacks (a task, a continuation, a posted callable, run or block_on) that is detected and
+// reported as a fatal usage error; libuv cannot tell uvrt whether one of the application's own
+// callbacks is running, so from those it is the application's duty not to (the same holds for
+// run and block_on, which otherwise throw usage_error).
 //
 // Thread-safety: distinct objects: safe. Shared objects: unsafe, except post(), which any thread
-// may call.
+// may call while the runtime is alive (before its destructor begins).
 #pragma once
 
 #include <uv.h>
@@ -163,9 +166,11 @@ class runtime {
   // Rethrows an exception that escaped a then() callback or a posted callable.
   void run();
 
-  // Runs `f()` on the loop thread, soon. Any thread may call it. The callable is run at the
-  // latest by the runtime's teardown; post() after teardown finished serving posts throws
-  // runtime_closed_error. An exception escaping `f` is rethrown by run()/block_on().
+  // Runs `f()` on the loop thread, soon. Any thread may call it, as long as the call happens
+  // before the runtime's destructor begins (as for any object that is being destroyed). Jobs and
+  // callables that teardown still runs may post too; the callable is run at the latest by the
+  // teardown, and a post made after teardown's last round of posts throws runtime_closed_error.
+  // An exception escaping `f` is rethrown by run()/block_on().
   // A post alone does not keep run() going: it is served whenever the loop next turns.
   template <class F>
   void post(F&& f) {

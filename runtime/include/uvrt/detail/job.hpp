@@ -40,8 +40,14 @@ class core;
 
 // Something waiting for a job to settle: a suspended coroutine or a callback holder. It is
 // resumed on the loop thread, at most once.
+//
+// `reader` is the future object a suspended coroutine will read the outcome from, or null. A
+// future that is moved while awaited re-points it; a future dropped while awaited hands its
+// reference to the continuation instead (reader becomes null), so the waiter never reads a
+// future object that is gone.
 struct continuation {
   void (*resume)(continuation* self) noexcept;
+  void* reader = nullptr;
 };
 
 enum class job_state : std::uint8_t { pending, value, error, cancelled };
@@ -49,6 +55,7 @@ enum class job_state : std::uint8_t { pending, value, error, cancelled };
 inline constexpr std::uint8_t flag_stop_source = 1;    // a std::stop_source precedes the slot
 inline constexpr std::uint8_t flag_cancel_queued = 2;  // uv_cancel succeeded; never call it again
 inline constexpr std::uint8_t flag_abandoned = 4;      // settled early; drop the late outcome
+inline constexpr std::uint8_t flag_busy = 8;           // uv_cancel said EBUSY; never call it again
 
 struct job_core {
   uv_work_t req;  // first member: libuv hands back &req; req.data is the owning core
@@ -203,13 +210,18 @@ void job_ops<Call, R>::after_work(uv_work_t* req, int status) noexcept {
   release<R>(j);
 }
 
-// Hands a built job to libuv on the runtime's loop. Throws (and leaves the job untouched) if
-// called off the loop thread or after teardown began.
+// Throws usage_error off the loop thread and runtime_closed_error once teardown began. Called
+// before a job is built, so a refused call leaves the caller's callable and arguments alone.
+void check_submit(const core* c);
+
+// Hands a built job to libuv on the runtime's loop. Throws (and leaves the job untouched) only
+// if uv_queue_work fails.
 void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after);
 
 // Builds a job for `f(args...)` and submits it; returns the job with the future's reference.
 template <class R, class F, class... Args>
 job_core* make_job(core* c, F&& f, Args&&... args) {
+  check_submit(c);
   using Call = bound_call<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(fits_block<Call>, "uvrt::to_thread: over-aligned callables are not supported");
   constexpr bool stop = Call::takes_stop_token;
