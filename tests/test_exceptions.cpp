@@ -165,8 +165,11 @@ void exceptions_nobody_can_rethrow_are_reported(void**) {
   const std::string report = capture_stderr([] {
     uvrt::runtime rt;
     uv_loop_t* loop = rt.loop();
-    rt.to_thread([] {}).then([](uvrt::future<void>) { throw std::runtime_error("first"); });
-    rt.to_thread([] {}).then([](uvrt::future<void>) { throw std::runtime_error("second"); });
+    // The second job is submitted by the first continuation, so "first" is always thrown first.
+    rt.to_thread([] {}).then([](uvrt::future<void>) {
+      uvrt::to_thread([] {}).then([](uvrt::future<void>) { throw std::runtime_error("second"); });
+      throw std::runtime_error("first");
+    });
     // The application drives the loop itself, so nothing rethrows "first" before teardown, and
     // "second" arrives while "first" is still waiting.
     while (uv_run(loop, UV_RUN_ONCE) != 0) {
