@@ -23,21 +23,9 @@
 
 namespace {
 
-// Runs `f` and describes how it ended, so that the test can assert on it after it has released
-// the pool rather than while workers are still held.
-template <class F>
-std::string outcome_of(F&& f) {
-  try {
-    f();
-    return "returned";
-  } catch (const uvrt::cancelled_error&) {
-    return "cancelled";
-  } catch (const std::exception& e) {
-    return std::string("threw: ") + e.what();
-  } catch (...) {
-    return "threw a non-std exception";
-  }
-}
+using test::outcome_of;
+using test::tracked;
+using test::wait_for_stop;
 
 // co_awaits `f` and describes how the await ended, as outcome_of does for plain calls.
 template <class T>
@@ -50,14 +38,6 @@ uvrt::task<std::string> await_outcome(uvrt::future<T>& f) {
   } catch (const std::exception& e) {
     co_return std::string("threw: ") + e.what();
   }
-}
-
-// Blocks the calling worker until a stop is requested through `token`, without polling.
-void wait_for_stop(std::stop_token token) {
-  std::mutex m;
-  std::condition_variable_any cv;
-  std::unique_lock lock(m);
-  cv.wait(lock, token, [] { return false; });
 }
 
 // Occupies every worker of libuv's pool with a job that waits at a gate the test holds, so that
@@ -88,25 +68,6 @@ class pool_blocker {
   std::latch started_;
   std::latch gate_{1};
   std::vector<uvrt::future<int>> jobs_;
-};
-
-// A result type that counts its instances, to prove that a late result is destroyed exactly
-// once. It owns heap memory so that a double destruction also shows up under AddressSanitizer.
-struct tracked {
-  static inline std::atomic<int> constructed{0};
-  static inline std::atomic<int> destroyed{0};
-  static void reset() {
-    constructed = 0;
-    destroyed = 0;
-  }
-  static int live() { return constructed.load() - destroyed.load(); }
-
-  std::unique_ptr<int> payload;
-
-  explicit tracked(int v) : payload(std::make_unique<int>(v)) { ++constructed; }
-  tracked(tracked&& other) noexcept : payload(std::move(other.payload)) { ++constructed; }
-  tracked& operator=(tracked&&) = delete;
-  ~tracked() { ++destroyed; }
 };
 
 // What a job throws, to check that its type survives a cancellation.

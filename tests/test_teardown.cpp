@@ -24,51 +24,9 @@
 
 namespace {
 
-// Runs `f` and describes how it ended, so that the outcome can be recorded where asserting is
-// not wanted (inside a continuation that the destructor runs) and checked afterwards.
-template <class F>
-std::string outcome_of(F&& f) {
-  try {
-    f();
-    return "returned";
-  } catch (const uvrt::cancelled_error&) {
-    return "cancelled";
-  } catch (const uvrt::runtime_closed_error&) {
-    return "runtime_closed";
-  } catch (const std::exception& e) {
-    return std::string("threw: ") + e.what();
-  } catch (...) {
-    return "threw a non-std exception";
-  }
-}
-
-// Blocks the calling worker until a stop is requested through `token`, without polling. In
-// these tests only the runtime's teardown requests stops.
-void wait_for_stop(std::stop_token token) {
-  std::mutex m;
-  std::condition_variable_any cv;
-  std::unique_lock lock(m);
-  cv.wait(lock, token, [] { return false; });
-}
-
-// A result type that counts its instances, to prove that a late result is destroyed exactly
-// once. It owns heap memory so that a double destruction also shows up under AddressSanitizer.
-struct tracked {
-  static inline std::atomic<int> constructed{0};
-  static inline std::atomic<int> destroyed{0};
-  static void reset() {
-    constructed = 0;
-    destroyed = 0;
-  }
-  static int live() { return constructed.load() - destroyed.load(); }
-
-  std::unique_ptr<int> payload;
-
-  explicit tracked(int v) : payload(std::make_unique<int>(v)) { ++constructed; }
-  tracked(tracked&& other) noexcept : payload(std::move(other.payload)) { ++constructed; }
-  tracked& operator=(tracked&&) = delete;
-  ~tracked() { ++destroyed; }
-};
+using test::outcome_of;
+using test::tracked;
+using test::wait_for_stop;
 
 }  // namespace
 
