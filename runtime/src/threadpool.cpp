@@ -82,9 +82,9 @@ void start_pool_now() {
 }
 
 [[noreturn]] void throw_conflict(int requested, int running) {
-  throw threadpool_size_error("uvrt: cannot use a thread pool of " + threads_text(requested) +
-                              ": libuv's pool is process-wide and already running with " + threads_text(running) +
-                              "; it cannot be resized");
+  throw detail::threadpool_conflict_error("uvrt: cannot use a thread pool of " + threads_text(requested) +
+                                      ": libuv's pool is process-wide and already running with " + threads_text(running) +
+                                      "; it cannot be resized");
 }
 
 }  // namespace

@@ -9,10 +9,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "export.h"
+
 namespace uvrt {
 
 // What a cancelled future throws from get(), co_await and block_on.
-class cancelled_error : public std::exception {
+class UVRT_EXTERN cancelled_error : public std::exception {
  public:
   const char* what() const noexcept override;
 };
@@ -20,7 +22,7 @@ class cancelled_error : public std::exception {
 // The free uvrt::to_thread (or uvrt::from_thread) was called where no runtime is running:
 // outside runtime::block_on, runtime::run and uvrt's own callbacks (asyncio's "no running event
 // loop").
-class no_runtime_error : public std::runtime_error {
+class UVRT_EXTERN no_runtime_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -28,20 +30,20 @@ class no_runtime_error : public std::runtime_error {
 // The API was used in a way its contract forbids: from the wrong thread, re-entering the loop,
 // reading a future that is not ready or has no state, awaiting a future twice. The message
 // names the call and what to do instead.
-class usage_error : public std::logic_error {
+class UVRT_EXTERN usage_error : public std::logic_error {
  public:
   using std::logic_error::logic_error;
 };
 
 // Work was submitted or posted to a runtime whose teardown has begun.
-class runtime_closed_error : public std::runtime_error {
+class UVRT_EXTERN runtime_closed_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 // UV_THREADPOOL_SIZE or options::threadpool_size is not a whole number from 1 to 1024, or asks
 // for a size other than the one libuv's process-wide pool is already running with.
-class threadpool_size_error : public std::runtime_error {
+class UVRT_EXTERN threadpool_size_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

@@ -29,15 +29,15 @@ class future;
 namespace detail {
 
 // Throws usage_error unless a continuation may wait on the pending job `j` from this thread.
-void check_parkable(const job_core* j, const char* what);
+UVRT_EXTERN void check_parkable(const job_core* j, const char* what);
 // Checks as above, then records `c` as the job's one continuation.
-void park(job_core* j, continuation* c, const char* what);
+UVRT_EXTERN void park(job_core* j, continuation* c, const char* what);
 // Forgets a continuation whose coroutine frame is being destroyed before `j` settled.
-void unpark(job_core* j, continuation* c) noexcept;
+UVRT_EXTERN void unpark(job_core* j, continuation* c) noexcept;
 // Keeps an exception thrown by a continuation or a posted callable for run()/block_on().
-void report_unhandled(core* c, std::exception_ptr e) noexcept;
-[[noreturn]] void throw_no_state(const char* what);
-[[noreturn]] void throw_not_ready(const char* what);
+UVRT_EXTERN void report_unhandled(core* c, std::exception_ptr e) noexcept;
+[[noreturn]] UVRT_EXTERN void throw_no_state(const char* what);
+[[noreturn]] UVRT_EXTERN void throw_not_ready(const char* what);
 
 template <class T>
 future<T> adopt_future(job_core* j) noexcept;

@@ -54,19 +54,19 @@ struct posted {
 
 // Queues `p` for the loop thread and wakes the loop. False if teardown has already finished
 // serving posts: then `p` is untouched and still the caller's.
-bool post(core* c, posted* p);
+UVRT_EXTERN bool post(core* c, posted* p);
 
 // The runtime whose loop the calling thread is driving (inside block_on, run or one of uvrt's
 // callbacks), or null.
-core* current_core() noexcept;
+UVRT_EXTERN core* current_core() noexcept;
 // The runtime whose job the calling worker thread is running, or null.
-core* worker_core() noexcept;
+UVRT_EXTERN core* worker_core() noexcept;
 
 // The engine behind block_on and run: on the loop thread, resumes `start` (if any), then turns
 // the loop until `done(ctx)`, or until nothing is pending if `done` is null. Rethrows an
 // exception a continuation or posted callable left behind. `what` names the caller in errors.
-void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done)(void*), void* ctx);
-void check_same_runtime(const core* c, const job_core* j, const char* what);
+UVRT_EXTERN void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done)(void*), void* ctx);
+UVRT_EXTERN void check_same_runtime(const core* c, const job_core* j, const char* what);
 
 template <class F, class... Args>
 using call_of = bound_call<std::decay_t<F>, std::decay_t<Args>...>;
@@ -114,7 +114,7 @@ struct posted_callable : posted {
 
 }  // namespace detail
 
-class runtime {
+class UVRT_EXTERN runtime {
  public:
   // A runtime on a loop of its own, with the pool started as options{} asks.
   runtime();

@@ -20,11 +20,13 @@
 // concurrent getenv.
 #pragma once
 
+#include "export.h"
+
 namespace uvrt {
 
 // The number of threads in libuv's process-wide pool. Starts the pool first if nobody has, as
 // constructing a runtime with default options would, and can therefore throw
 // threadpool_size_error for an invalid UV_THREADPOOL_SIZE. Thread-safe.
-int threadpool_size();
+UVRT_EXTERN int threadpool_size();
 
 }  // namespace uvrt

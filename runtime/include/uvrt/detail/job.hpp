@@ -33,6 +33,7 @@
 #include <utility>
 
 #include "../cancel.hpp"
+#include "../export.h"
 
 namespace uvrt::detail {
 
@@ -150,7 +151,7 @@ struct bound_call {
 };
 
 // Sets which runtime's job the current worker thread is running, for uvrt::from_thread.
-core* exchange_worker_core(core* c) noexcept;
+UVRT_EXTERN core* exchange_worker_core(core* c) noexcept;
 
 // libuv's two callbacks for one job type. Neither lets an exception escape: the worker catches
 // everything the callable throws, and the after-work callback only moves already-built objects.
@@ -192,7 +193,7 @@ struct job_ops {
 
 // Called by every after-work callback once the outcome is in place: takes the job off its
 // runtime's list, settles the future (unless it was abandoned) and resumes its continuation.
-void complete(job_core* j) noexcept;
+UVRT_EXTERN void complete(job_core* j) noexcept;
 
 template <class Call, class R>
 void job_ops<Call, R>::after_work(uv_work_t* req, int status) noexcept {
@@ -212,11 +213,11 @@ void job_ops<Call, R>::after_work(uv_work_t* req, int status) noexcept {
 
 // Throws usage_error off the loop thread and runtime_closed_error once teardown began. Called
 // before a job is built, so a refused call leaves the caller's callable and arguments alone.
-void check_submit(const core* c);
+UVRT_EXTERN void check_submit(const core* c);
 
 // Hands a built job to libuv on the runtime's loop. Throws (and leaves the job untouched) only
 // if uv_queue_work fails.
-void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after);
+UVRT_EXTERN void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after);
 
 // Builds a job for `f(args...)` and submits it; returns the job with the future's reference.
 template <class R, class F, class... Args>
@@ -274,9 +275,9 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
 
 // The future's half of cancel(): see cancel.hpp. `release_fn` lets a deferred continuation keep
 // the block alive without knowing its result type.
-cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*) noexcept);
+UVRT_EXTERN cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*) noexcept);
 
 // Throws usage_error unless the calling thread runs `c`'s loop. `what` names the call.
-void check_loop_thread(const core* c, const char* what);
+UVRT_EXTERN void check_loop_thread(const core* c, const char* what);
 
 }  // namespace uvrt::detail

@@ -1,0 +1,181 @@
+/* uvrt.h: the C API of uvrt. Run blocking calls on libuv's thread pool and get their results
+ * back on the loop thread, from C (C11) or C++.
+ *
+ * It is a thin layer over the C++ runtime (<uvrt/uvrt.hpp>): the same runtime, the same pool
+ * sizing rules, the same teardown guarantees. In short:
+ *
+ *   uvrt_runtime_t *rt;
+ *   uvrt_runtime_create(&rt, NULL);                     a runtime on a loop of its own
+ *   uvrt_job_submit(rt, NULL, work, done, arg);         work(job, arg, &result) on the pool,
+ *   uvrt_runtime_run(rt);                               then done(job, status, result, arg)
+ *   uvrt_runtime_destroy(rt);                           on the loop thread
+ *
+ * Conventions, as in libuv:
+ *   - Every function that can fail returns 0 or a negative error code (UVRT_E*, see
+ *     uvrt_strerror). A function that returns an error has done nothing: it never calls a
+ *     callback and never takes ownership of what it was given.
+ *   - NULL or invalid arguments are reported with UVRT_EINVAL, never by crashing. A pointer to a
+ *     handle that was already destroyed or released cannot be detected: that is the caller's bug.
+ *   - No C++ exception ever leaves a uvrt_* function.
+ *
+ * Threads. A runtime belongs to the thread that created it, which is the thread that must run its
+ * loop (its "loop thread"). uvrt_runtime_run, uvrt_runtime_destroy, uvrt_job_submit,
+ * uvrt_job_cancel, uvrt_job_message and uvrt_job_release must be called on that thread; from any
+ * other they return UVRT_ETHREAD. Work functions run on pool threads and may call
+ * uvrt_job_stop_requested and uvrt_job_fail. uvrt_strerror, uvrt_err_name, uvrt_threadpool_size,
+ * uvrt_runtime_loop and the create functions may be called on any thread.
+ *
+ * Ownership. uvrt never reads, writes or frees the `arg` and `result` pointers: they are passed
+ * through untouched, and stay the application's. Every other pointer's owner is stated where the
+ * function is declared. */
+#ifndef UVRT_H
+#define UVRT_H
+
+#include <uv.h>
+
+#include "uvrt/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes. Where libuv has a code with the same meaning, uvrt uses libuv's value, so a work
+ * function may also return any UV_E* code (or a negated errno) and uvrt_strerror will name it. */
+#define UVRT_ERRNO_MAP(XX)                                                                        \
+  XX(EINVAL, UV_EINVAL, "invalid argument")                                                       \
+  XX(ENOMEM, UV_ENOMEM, "not enough memory")                                                      \
+  XX(ECANCELED, UV_ECANCELED, "job cancelled before it ran, or its runtime was destroyed first") \
+  XX(EBUSY, UV_EBUSY, "resource busy")                                                            \
+  XX(EALREADY, UV_EALREADY, "job has already finished")                                           \
+  XX(ETHREAD, -30001, "called from a thread other than the runtime's loop thread")                \
+  XX(ECLOSING, -30002, "runtime is shutting down and takes no new work")                          \
+  XX(EPOOLSIZE, -30003, "invalid thread pool size: expected a whole number from 1 to 1024")       \
+  XX(EPOOLCONFLICT, -30004, "thread pool already running with a different size")                  \
+  XX(EEXCEPTION, -30005, "a C++ exception escaped a callback given to uvrt")                      \
+  XX(EINTERNAL, -30006, "internal error in uvrt or libuv")
+
+typedef enum {
+#define UVRT_ERRNO_ENUM_ITEM(name, value, text) UVRT_##name = (value),
+  UVRT_ERRNO_MAP(UVRT_ERRNO_ENUM_ITEM)
+#undef UVRT_ERRNO_ENUM_ITEM
+  UVRT_ERRNO_MAX = -30007
+} uvrt_errno_t;
+
+/* A short English description of `err`: uvrt's own codes, libuv's codes and negated errno values
+ * get a static string ("success" for 0); any other code gets "Unknown error N", written to a
+ * per-thread buffer that the next such call on the same thread overwrites. */
+UVRT_EXTERN const char* uvrt_strerror(int err);
+
+/* The code's name ("UVRT_ECANCELED", libuv's "EIO", "OK" for 0), with the same lifetime rule. */
+UVRT_EXTERN const char* uvrt_err_name(int err);
+
+typedef struct uvrt_runtime_s uvrt_runtime_t;
+typedef struct uvrt_job_s uvrt_job_t;
+
+typedef struct uvrt_options_s {
+  /* Size of libuv's process-wide thread pool. 0: no preference (the running pool, else
+   * UV_THREADPOOL_SIZE if set, else 4). Otherwise 1 to 1024, and it must match the pool if the
+   * pool already runs. UV_THREADPOOL_SIZE is validated too: "abc", "", "0", "-1", "1025", " 8"
+   * and "8abc" are refused with UVRT_EPOOLSIZE instead of being silently mapped. */
+  int threadpool_size;
+} uvrt_options_t;
+
+/* The number of threads in libuv's pool, starting the pool first if nobody has (as creating a
+ * runtime with default options would). Returns a positive count or UVRT_EPOOLSIZE. */
+UVRT_EXTERN int uvrt_threadpool_size(void);
+
+/* Creates a runtime on a loop of its own and stores it in *runtime. `options` may be NULL (all
+ * defaults); it is only read during the call. The calling thread becomes the runtime's loop
+ * thread. The caller owns the runtime and ends it with uvrt_runtime_destroy.
+ * Errors: UVRT_EINVAL (runtime is NULL), UVRT_EPOOLSIZE, UVRT_EPOOLCONFLICT, UVRT_ENOMEM,
+ * UVRT_EINTERNAL (the loop could not be initialised). */
+UVRT_EXTERN int uvrt_runtime_create(uvrt_runtime_t** runtime, const uvrt_options_t* options);
+
+/* Creates a runtime embedded in `loop`, which the application owns, runs and closes; uvrt never
+ * closes it. The runtime adds one unreferenced handle to the loop (it does not keep uv_run going
+ * on its own) and removes it when destroyed, after which uv_loop_close(loop) can return 0.
+ * Errors: as uvrt_runtime_create, and UVRT_EINVAL for a NULL loop. */
+UVRT_EXTERN int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t* loop,
+                                            const uvrt_options_t* options);
+
+/* Destroys the runtime, with the C++ runtime's teardown guarantees: new submissions fail with
+ * UVRT_ECLOSING, queued jobs never run and their done callbacks get UVRT_ECANCELED, running jobs
+ * see uvrt_job_stop_requested() return 1 and are waited for, and their done callbacks get the work
+ * function's own status. Every done callback has run when this returns 0; the runtime's handles
+ * are closed, and a loop it created is closed and freed. Job handles the application still holds
+ * stay valid until released.
+ * Errors (the runtime is left as it was): UVRT_EINVAL (NULL), UVRT_ETHREAD, UVRT_EBUSY (called from
+ * inside one of this runtime's done callbacks or uvrt_runtime_run: destroy it after run returns).
+ * Destroying it from the application's own libuv callbacks on the same loop cannot be detected
+ * and must not be done: the teardown turns the loop. */
+UVRT_EXTERN int uvrt_runtime_destroy(uvrt_runtime_t* runtime);
+
+/* The runtime's loop: its own, or the one it was created on. NULL for a NULL runtime. */
+UVRT_EXTERN uv_loop_t* uvrt_runtime_loop(const uvrt_runtime_t* runtime);
+
+/* uv_run(loop, UV_RUN_DEFAULT): turns the loop until nothing is pending or uv_stop is called.
+ * Returns 0, or UVRT_EINVAL, UVRT_ETHREAD, UVRT_EBUSY (called from inside this runtime's loop),
+ * or UVRT_EEXCEPTION if a done callback threw a C++ exception (uvrt caught it and ran on). An
+ * application that drives the loop itself with uv_run does not need this function. */
+UVRT_EXTERN int uvrt_runtime_run(uvrt_runtime_t* runtime);
+
+/* Runs on a pool thread. Store the result, if any, in *result (NULL on entry) and return 0; or
+ * return a nonzero error code, which reaches the done callback unchanged (by convention a UV_E*
+ * code, a negated errno or one of your own negative codes). Return UVRT_ECANCELED after noticing
+ * uvrt_job_stop_requested(). `job` is valid throughout; do not release it here. */
+typedef int (*uvrt_work_cb)(uvrt_job_t* job, void* arg, void** result);
+
+/* Runs on the loop thread once the job has settled, exactly once. `status` is 0, UVRT_ECANCELED
+ * (the job was cancelled before it ran, or its runtime was destroyed first), the work function's
+ * nonzero return value, or UVRT_EEXCEPTION if a work function written in C++ threw (its what()
+ * is the job's message). `result` is what the work function stored, or NULL if it never ran. `job` is valid during the call, even if the application has already released it. */
+typedef void (*uvrt_done_cb)(uvrt_job_t* job, int status, void* result, void* arg);
+
+/* Queues `work(job, arg, &result)` on libuv's pool; `done(job, status, result, arg)` follows on
+ * the loop thread. `done` may be NULL. `arg` must stay valid until done has run.
+ * If `job` is not NULL, *job receives a handle for cancelling the job and reading its message,
+ * which the caller owns and must end with uvrt_job_release, at any time (before or after done).
+ * If `job` is NULL, the handle is uvrt's and ends after done returns.
+ * Errors (nothing was queued and *job is untouched): UVRT_EINVAL (runtime or work is NULL),
+ * UVRT_ETHREAD, UVRT_ECLOSING (the runtime is being destroyed), UVRT_ENOMEM. */
+UVRT_EXTERN int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
+                                uvrt_done_cb done, void* arg);
+
+/* Asks the job not to run, or to stop. Never calls the done callback itself; it runs later, from
+ * the loop. Returns:
+ *   0               the job was still queued and never runs (again 0 if asked twice);
+ *                   done gets UVRT_ECANCELED.
+ *   UVRT_EBUSY      it is running (or has just finished): uvrt_job_stop_requested() now returns
+ *                   1, and done gets whatever the work function returns.
+ *   UVRT_EALREADY   its done callback has already run (or is running): nothing changed.
+ * and UVRT_EINVAL (NULL) or UVRT_ETHREAD. */
+UVRT_EXTERN int uvrt_job_cancel(uvrt_job_t* job);
+
+/* 1 once uvrt_job_cancel or the runtime's teardown asked the job to stop, else 0 (also for
+ * NULL). Meant to be polled by the work function; safe on any thread while the job is held. */
+UVRT_EXTERN int uvrt_job_stop_requested(const uvrt_job_t* job);
+
+/* For the work function: records `message` (copied; NULL clears it) as the reason the job failed
+ * and returns `code`, so that the work function can `return uvrt_job_fail(job, code, "why");`.
+ * Returns UVRT_EINVAL if job is NULL or code is 0 (a failure needs a code), UVRT_ETHREAD if not
+ * called by the job's own work function while it runs. If the message cannot be copied (out of
+ * memory), it is recorded as "(out of memory: message lost)" and `code` is still returned. */
+UVRT_EXTERN int uvrt_job_fail(uvrt_job_t* job, int code, const char* message);
+
+/* The message recorded by uvrt_job_fail, or, when status is UVRT_EEXCEPTION, the exception's
+ * what(). NULL if there is none, if the job has not settled yet, for a NULL job, or off the loop
+ * thread. The string belongs to the job and lives until the handle ends. */
+UVRT_EXTERN const char* uvrt_job_message(const uvrt_job_t* job);
+
+/* Ends the caller's ownership of a job handle from uvrt_job_submit. It does not cancel: a
+ * pending job still runs and its done callback still runs (with a valid `job`); the handle is
+ * freed after that. Allowed inside the job's own done callback, and after the runtime is gone.
+ * Returns 0, UVRT_EINVAL (NULL) or UVRT_ETHREAD. Releasing a handle twice, or one uvrt owns
+ * (submitted with a NULL `job`), is a use after free that uvrt cannot detect. */
+UVRT_EXTERN int uvrt_job_release(uvrt_job_t* job);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UVRT_H */

@@ -1,0 +1,93 @@
+// The C API's error codes: their names and descriptions, and the mapping from the C++ runtime's
+// exceptions to them, which is what keeps every exception on this side of the C boundary.
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "handles.hpp"
+#include "threadpool_start.hpp"
+
+namespace {
+
+// libuv describes codes it does not know with a string it allocates and never frees, so uvrt
+// asks it only about codes it knows, and describes the rest into a per-thread buffer.
+thread_local char unknown_code_text[48];
+
+bool libuv_knows(int err) noexcept {
+  char name[48];
+  uv_err_name_r(err, name, sizeof name);
+  return std::strncmp(name, "Unknown system error", 20) != 0;
+}
+
+const char* describe_unknown(int err) noexcept {
+  std::snprintf(unknown_code_text, sizeof unknown_code_text, "Unknown error %d", err);
+  return unknown_code_text;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* uvrt_strerror(int err) {
+  switch (err) {
+#define UVRT_STRERROR_CASE(name, value, text) \
+  case UVRT_##name:                           \
+    return text;
+    UVRT_ERRNO_MAP(UVRT_STRERROR_CASE)
+#undef UVRT_STRERROR_CASE
+    case 0:
+      return "success";
+    default:
+      return libuv_knows(err) ? uv_strerror(err) : describe_unknown(err);
+  }
+}
+
+const char* uvrt_err_name(int err) {
+  switch (err) {
+#define UVRT_ERR_NAME_CASE(name, value, text) \
+  case UVRT_##name:                           \
+    return "UVRT_" #name;
+    UVRT_ERRNO_MAP(UVRT_ERR_NAME_CASE)
+#undef UVRT_ERR_NAME_CASE
+    case 0:
+      return "OK";
+    default:
+      return libuv_knows(err) ? uv_err_name(err) : describe_unknown(err);
+  }
+}
+
+}  // extern "C"
+
+namespace uvrt::c_api {
+
+int error_of_current_exception() noexcept {
+  try {
+    throw;
+  } catch (const detail::threadpool_conflict_error&) {
+    return UVRT_EPOOLCONFLICT;
+  } catch (const threadpool_size_error&) {
+    return UVRT_EPOOLSIZE;
+  } catch (const runtime_closed_error&) {
+    return UVRT_ECLOSING;
+  } catch (const cancelled_error&) {
+    return UVRT_ECANCELED;
+  } catch (const std::bad_alloc&) {
+    return UVRT_ENOMEM;
+  } catch (...) {
+    // Misuse is checked before the C++ runtime is called, so anything else is a failure of
+    // libuv (uv_loop_init, uv_async_init) or a bug in uvrt.
+    return UVRT_EINTERNAL;
+  }
+}
+
+void set_message(uvrt_job_s* job, const char* text) noexcept {
+  try {
+    job->message = text;
+    job->message_text = job->message.c_str();
+  } catch (...) {
+    job->message_text = "(out of memory: message lost)";
+  }
+}
+
+}  // namespace uvrt::c_api

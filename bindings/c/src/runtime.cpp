@@ -1,0 +1,80 @@
+// uvrt_runtime_*: creating, running and destroying a runtime from C. Each call checks its
+// arguments and its thread first, so that the C++ core below only ever sees valid use.
+#include <new>
+#include <thread>
+
+#include "handles.hpp"
+#include "threadpool_start.hpp"
+
+namespace {
+
+int create(uvrt_runtime_t** runtime, uv_loop_t* loop, const uvrt_options_t* options) noexcept {
+  if (!runtime) return UVRT_EINVAL;
+  try {
+    uvrt::detail::start_threadpool(options ? options->threadpool_size : 0);
+    auto* rt = new uvrt_runtime_s{nullptr};
+    try {
+      rt->core = new uvrt::detail::core(loop);
+    } catch (...) {
+      delete rt;
+      throw;
+    }
+    *runtime = rt;
+    return 0;
+  } catch (...) {
+    return uvrt::c_api::error_of_current_exception();
+  }
+}
+
+bool on_loop_thread(const uvrt_runtime_t* runtime) noexcept {
+  return std::this_thread::get_id() == runtime->core->owner;
+}
+
+}  // namespace
+
+extern "C" {
+
+int uvrt_threadpool_size(void) {
+  try {
+    return uvrt::detail::start_threadpool(0);
+  } catch (...) {
+    return uvrt::c_api::error_of_current_exception();
+  }
+}
+
+int uvrt_runtime_create(uvrt_runtime_t** runtime, const uvrt_options_t* options) {
+  return create(runtime, nullptr, options);
+}
+
+int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t* loop, const uvrt_options_t* options) {
+  if (!loop) return UVRT_EINVAL;
+  return create(runtime, loop, options);
+}
+
+int uvrt_runtime_destroy(uvrt_runtime_t* runtime) {
+  if (!runtime) return UVRT_EINVAL;
+  if (!on_loop_thread(runtime)) return UVRT_ETHREAD;
+  // Inside a done callback or uvrt_runtime_run the teardown would re-enter the loop it is
+  // called from; the C++ runtime treats that as fatal, the C API refuses it instead.
+  if (runtime->core->depth > 0) return UVRT_EBUSY;
+  delete runtime->core;  // the teardown: cancels, waits, runs every done callback
+  delete runtime;
+  return 0;
+}
+
+uv_loop_t* uvrt_runtime_loop(const uvrt_runtime_t* runtime) { return runtime ? runtime->core->loop : nullptr; }
+
+int uvrt_runtime_run(uvrt_runtime_t* runtime) {
+  if (!runtime) return UVRT_EINVAL;
+  if (!on_loop_thread(runtime)) return UVRT_ETHREAD;
+  if (runtime->core->depth > 0) return UVRT_EBUSY;
+  try {
+    uvrt::detail::drive(runtime->core, "uvrt_runtime_run", {}, nullptr, nullptr);
+    return 0;
+  } catch (...) {
+    // drive rethrows what a done callback threw (uvrt caught it so the loop could go on).
+    return UVRT_EEXCEPTION;
+  }
+}
+
+}  // extern "C"
