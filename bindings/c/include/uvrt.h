@@ -61,9 +61,9 @@ typedef enum {
   UVRT_ERRNO_MAX = -30007
 } uvrt_errno_t;
 
-/* A short English description of `err`: uvrt's own codes, libuv's codes and negated errno values
- * get a static string ("success" for 0); any other code gets "Unknown error N", written to a
- * per-thread buffer that the next such call on the same thread overwrites. */
+/* A short English description of `err`. uvrt's and libuv's codes, and (with glibc) negated errno
+ * values, get a static string ("success" for 0). Any other code gets "Unknown error N", written
+ * to a per-thread buffer that the next such call on the same thread overwrites. */
 UVRT_EXTERN const char* uvrt_strerror(int err);
 
 /* The code's name ("UVRT_ECANCELED", libuv's "EIO", "OK" for 0), with the same lifetime rule. */

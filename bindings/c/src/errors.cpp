@@ -11,7 +11,7 @@
 namespace {
 
 // libuv describes codes it does not know with a string it allocates and never frees, so uvrt
-// asks it only about codes it knows, and describes the rest into a per-thread buffer.
+// asks it only about codes it knows, and describes codes nobody knows into a per-thread buffer.
 thread_local char unknown_code_text[48];
 
 bool libuv_knows(int err) noexcept {
@@ -20,7 +20,21 @@ bool libuv_knows(int err) noexcept {
   return std::strncmp(name, "Unknown system error", 20) != 0;
 }
 
-const char* describe_unknown(int err) noexcept {
+// Negated errno values libuv has no code for (-EDOM...) still have a static description and name
+// in glibc; elsewhere they fall back to "Unknown error N".
+const char* errno_text(int err, bool name) noexcept {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  if (err < 0 && err > -4096) return name ? strerrorname_np(-err) : strerrordesc_np(-err);
+#else
+  (void)err;
+  (void)name;
+#endif
+  return nullptr;
+}
+
+const char* describe_other(int err, bool name) noexcept {
+  if (libuv_knows(err)) return name ? uv_err_name(err) : uv_strerror(err);
+  if (const char* text = errno_text(err, name)) return text;
   std::snprintf(unknown_code_text, sizeof unknown_code_text, "Unknown error %d", err);
   return unknown_code_text;
 }
@@ -39,7 +53,7 @@ const char* uvrt_strerror(int err) {
     case 0:
       return "success";
     default:
-      return libuv_knows(err) ? uv_strerror(err) : describe_unknown(err);
+      return describe_other(err, false);
   }
 }
 
@@ -53,7 +67,7 @@ const char* uvrt_err_name(int err) {
     case 0:
       return "OK";
     default:
-      return libuv_knows(err) ? uv_err_name(err) : describe_unknown(err);
+      return describe_other(err, true);
   }
 }
 

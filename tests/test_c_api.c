@@ -1,0 +1,1098 @@
+/* The C API (<uvrt.h>), from C: a job's result and failure message reaching its done callback,
+ * cancel before start and cooperative stop, handle release, teardown with work in flight,
+ * re-entrant destroy and run, calls from the wrong thread, embedding in an application's loop,
+ * error names, pool size options and NULL arguments.
+ *
+ * Every test keeps its state in a heap fixture that cmocka's teardown ends in order, also after a
+ * failed assert (which longjmps out of the test): open the gate holding jobs, destroy the runtime
+ * (which waits for every job), release the handles still held, free. So no job is ever left
+ * running on memory that is gone, and the next test starts with an idle pool. Jobs are held on
+ * the pool by the fixture's gate or until uvrt_job_stop_requested says 1; the test thread waits
+ * for them through counters the workers raise, or lets the loop tell (uvrt_runtime_run returns
+ * once nothing is pending). Nothing sleeps. Asserts run on the test thread only: workers record
+ * what they saw in atomics, done callbacks (on the test thread) in plain fields.
+ *
+ * The pool is process-wide and the first runtime sizes it: every test uses default options except
+ * the pool size cases, which ask for the size uvrt_threadpool_size() reports, or another one. */
+#include <uvrt.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* cmocka.h needs these first, and defines macros with common names: keep it last. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+enum {
+  EXTRA_CALLS = 16,  /* calls per fixture beyond one per pool thread */
+  WAIT_SECONDS = 30, /* how long the test thread waits for workers before it reports a failure */
+};
+
+/* What a done callback does after recording what it got, in this order. */
+enum {
+  DO_CANCEL = 1,   /* uvrt_job_cancel(job) */
+  DO_FAIL = 2,     /* uvrt_job_fail(job, ...) */
+  DO_RELEASE = 4,  /* uvrt_job_release(the test's handle), then read the message again */
+  DO_SUBMIT = 8,   /* submit `next` to the runtime */
+  DO_RUN = 16,     /* uvrt_runtime_run(runtime) */
+  DO_DESTROY = 32, /* uvrt_runtime_destroy(runtime) */
+};
+
+/* A value no handle can have: "not written". */
+static max_align_t sentinel_storage;
+#define SENTINEL ((uvrt_job_t*)(void*)&sentinel_storage)
+
+struct fixture;
+
+/* One job: what its work function does (set before submitting, read by the worker), what the
+ * worker saw (atomics), and what its done callback saw (loop thread). */
+struct call {
+  struct fixture* fx;
+  uvrt_runtime_t* rt;  /* the runtime the done callback and the probes act on */
+  int work_status;     /* what the work function returns... */
+  const char* work_message; /* ...through uvrt_job_fail(job, work_status, message) if set */
+  bool clear_message;  /* then uvrt_job_fail(job, work_status, NULL) */
+  bool hold;           /* wait until the fixture's gate opens or a stop is requested */
+  bool probe;          /* try the loop-thread-only calls from the worker */
+  uvrt_job_t* other;   /* probe: a job running elsewhere, for uvrt_job_fail */
+  int done_actions;
+  struct call* next;   /* DO_SUBMIT: what to submit; its handle receives the new job */
+  uvrt_job_t* handle;  /* the test's handle; the fixture releases it unless NULL or SENTINEL */
+  int payload;         /* its address is the job's result */
+  char scratch[64];    /* the message, built here and overwritten once recorded */
+
+  atomic_int runs;
+  atomic_int ran_on_test_thread;
+  atomic_int saw_stop;
+  atomic_int fail_rc;
+  atomic_int probe_submit, probe_run, probe_destroy, probe_cancel, probe_release;
+  atomic_int probe_fail_code_0, probe_fail_null, probe_fail_other, probe_message_null;
+
+  int done_calls;
+  int done_status;
+  void* done_result;
+  void* done_arg;
+  uvrt_job_t* done_job;
+  bool done_on_test_thread;
+  bool done_message_null;
+  char done_message[64];
+  int stop_requested_in_done;
+  int cancel_in_done, fail_in_done, release_in_done, submit_in_done, run_in_done, destroy_in_done;
+  bool message_after_release_null;
+  char message_after_release[64];
+};
+
+struct fixture {
+  uvrt_runtime_t* rt;  /* destroyed by the teardown unless NULL */
+  int pool;
+  pthread_t test_thread;
+  atomic_bool gate_open;
+  atomic_int started;  /* held jobs that have begun */
+  atomic_int finished; /* work functions that have returned */
+  int ncalls, used;
+  struct call* calls;
+};
+
+static void copy_message(const char* m, bool* is_null, char* out, size_t size) {
+  *is_null = m == NULL;
+  snprintf(out, size, "%s", m ? m : "");
+}
+
+static int work(uvrt_job_t* job, void* arg, void** result) {
+  struct call* c = arg;
+  struct fixture* fx = c->fx;
+  atomic_fetch_add(&c->runs, 1);
+  atomic_store(&c->ran_on_test_thread, pthread_equal(pthread_self(), fx->test_thread) ? 1 : 0);
+  if (c->probe) {
+    uvrt_job_t* h = SENTINEL;
+    atomic_store(&c->probe_submit, uvrt_job_submit(c->rt, &h, work, NULL, c));
+    atomic_store(&c->probe_run, uvrt_runtime_run(c->rt));
+    atomic_store(&c->probe_destroy, uvrt_runtime_destroy(c->rt));
+    atomic_store(&c->probe_cancel, uvrt_job_cancel(job));
+    atomic_store(&c->probe_release, uvrt_job_release(job));
+    atomic_store(&c->probe_message_null, uvrt_job_message(job) == NULL);
+    atomic_store(&c->probe_fail_code_0, uvrt_job_fail(job, 0, "a failure without a code"));
+    atomic_store(&c->probe_fail_null, uvrt_job_fail(NULL, UV_EIO, "no job"));
+    if (c->other) atomic_store(&c->probe_fail_other, uvrt_job_fail(c->other, UV_EIO, "not my job"));
+  }
+  if (c->hold) {
+    atomic_fetch_add(&fx->started, 1);
+    while (!atomic_load(&fx->gate_open) && !uvrt_job_stop_requested(job)) sched_yield();
+  }
+  atomic_store(&c->saw_stop, uvrt_job_stop_requested(job));
+  *result = &c->payload;
+  int rc = c->work_status;
+  if (c->work_message) {
+    snprintf(c->scratch, sizeof c->scratch, "%s", c->work_message);
+    rc = uvrt_job_fail(job, c->work_status, c->scratch);
+    snprintf(c->scratch, sizeof c->scratch, "overwritten after uvrt_job_fail"); /* it was copied */
+    if (c->clear_message) rc = uvrt_job_fail(job, c->work_status, NULL);
+    atomic_store(&c->fail_rc, rc);
+  }
+  atomic_fetch_add(&fx->finished, 1);
+  return rc;
+}
+
+static void done(uvrt_job_t* job, int status, void* result, void* arg) {
+  struct call* c = arg;
+  c->done_calls++;
+  c->done_status = status;
+  c->done_result = result;
+  c->done_arg = arg;
+  c->done_job = job;
+  c->done_on_test_thread = pthread_equal(pthread_self(), c->fx->test_thread);
+  copy_message(uvrt_job_message(job), &c->done_message_null, c->done_message, sizeof c->done_message);
+  c->stop_requested_in_done = uvrt_job_stop_requested(job);
+  if (c->done_actions & DO_CANCEL) c->cancel_in_done = uvrt_job_cancel(job);
+  if (c->done_actions & DO_FAIL) c->fail_in_done = uvrt_job_fail(job, UV_EIO, "from the done callback");
+  if (c->done_actions & DO_RELEASE) {
+    c->release_in_done = uvrt_job_release(c->handle);
+    if (c->release_in_done == 0) c->handle = NULL;
+    copy_message(uvrt_job_message(job), &c->message_after_release_null, c->message_after_release,
+                 sizeof c->message_after_release);
+  }
+  if (c->done_actions & DO_SUBMIT) c->submit_in_done = uvrt_job_submit(c->rt, &c->next->handle, work, done, c->next);
+  if (c->done_actions & DO_RUN) c->run_in_done = uvrt_runtime_run(c->rt);
+  if (c->done_actions & DO_DESTROY) {
+    c->destroy_in_done = uvrt_runtime_destroy(c->rt);
+    if (c->destroy_in_done == 0 && c->fx->rt == c->rt) c->fx->rt = NULL;
+  }
+}
+
+static int setup(void** state) {
+  struct fixture* fx = calloc(1, sizeof *fx);
+  if (!fx) return -1;
+  fx->pool = uvrt_threadpool_size();
+  fx->ncalls = (fx->pool > 0 ? fx->pool : 0) + EXTRA_CALLS;
+  fx->calls = calloc((size_t)fx->ncalls, sizeof *fx->calls);
+  if (fx->pool <= 0 || !fx->calls) {
+    free(fx->calls);
+    free(fx);
+    return -1;
+  }
+  fx->test_thread = pthread_self();
+  atomic_init(&fx->gate_open, false);
+  atomic_init(&fx->started, 0);
+  atomic_init(&fx->finished, 0);
+  *state = fx;
+  return 0;
+}
+
+static int teardown(void** state) {
+  struct fixture* fx = *state;
+  atomic_store(&fx->gate_open, true);
+  if (fx->rt && uvrt_runtime_destroy(fx->rt) != 0) {
+    /* Jobs may still use the fixture: leak it rather than free it under them. */
+    fprintf(stderr, "teardown: uvrt_runtime_destroy failed; the fixture is leaked\n");
+    return -1;
+  }
+  for (int i = 0; i < fx->used; ++i) {
+    uvrt_job_t* h = fx->calls[i].handle;
+    if (h && h != SENTINEL) uvrt_job_release(h);
+  }
+  free(fx->calls);
+  free(fx);
+  return 0;
+}
+
+/* A fresh call acting on `rt`. */
+static struct call* new_call(struct fixture* fx, uvrt_runtime_t* rt) {
+  assert_true(fx->used < fx->ncalls);
+  struct call* c = &fx->calls[fx->used++];
+  c->fx = fx;
+  c->rt = rt;
+  return c;
+}
+
+static int submit(struct call* c, bool keep_handle) {
+  return uvrt_job_submit(c->rt, keep_handle ? &c->handle : NULL, work, done, c);
+}
+
+/* Waits until *counter reaches target; false after WAIT_SECONDS. */
+static bool wait_for(atomic_int* counter, int target) {
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (atomic_load(counter) < target) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - t0.tv_sec > WAIT_SECONDS) return false;
+    sched_yield();
+  }
+  return true;
+}
+
+/* Occupies every pool thread with a held job, so that jobs submitted next stay queued until the
+ * gate opens. Returns the first of the pool's calls. */
+static struct call* fill_pool(struct fixture* fx) {
+  struct call* first = NULL;
+  for (int i = 0; i < fx->pool; ++i) {
+    struct call* c = new_call(fx, fx->rt);
+    c->hold = true;
+    assert_int_equal(submit(c, true), 0);
+    if (!first) first = c;
+  }
+  assert_true(wait_for(&fx->started, fx->pool));
+  return first;
+}
+
+static struct fixture* fixture_with_runtime(void** state) {
+  struct fixture* fx = *state;
+  assert_int_equal(uvrt_runtime_create(&fx->rt, NULL), 0);
+  assert_non_null(fx->rt);
+  return fx;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Results and failures */
+
+/* The work runs on a pool thread; done runs later, on the loop thread, with status 0, the result
+ * the work stored, the job and the arg passed through untouched. */
+static void submitted_job_delivers_its_result_and_arg_to_done_on_the_loop_thread(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  assert_int_equal(submit(c, true), 0);
+  assert_non_null(c->handle);
+  assert_int_equal(c->done_calls, 0);  /* never from inside submit */
+
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, 0);
+  assert_ptr_equal(c->done_result, &c->payload);
+  assert_ptr_equal(c->done_arg, c);
+  assert_ptr_equal(c->done_job, c->handle);
+  assert_true(c->done_on_test_thread);
+  assert_int_equal(atomic_load(&c->runs), 1);
+  assert_int_equal(atomic_load(&c->ran_on_test_thread), 0);
+  assert_true(c->done_message_null);
+  assert_null(uvrt_job_message(c->handle));
+  assert_int_equal(uvrt_job_stop_requested(c->handle), 0);
+}
+
+/* A NULL job pointer (uvrt owns the handle) and a NULL done callback are both allowed. */
+static void jobs_without_handle_or_done_callback_still_run(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* no_handle = new_call(fx, fx->rt);
+  struct call* no_done = new_call(fx, fx->rt);
+  struct call* neither = new_call(fx, fx->rt);
+  assert_int_equal(submit(no_handle, false), 0);
+  assert_int_equal(uvrt_job_submit(fx->rt, &no_done->handle, work, NULL, no_done), 0);
+  assert_int_equal(uvrt_job_submit(fx->rt, NULL, work, NULL, neither), 0);
+
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(no_handle->done_calls, 1);
+  assert_int_equal(no_handle->done_status, 0);
+  assert_non_null(no_handle->done_job);
+  assert_int_equal(atomic_load(&no_done->runs), 1);
+  assert_int_equal(atomic_load(&neither->runs), 1);
+  assert_int_equal(no_done->done_calls, 0);
+  assert_int_equal(uvrt_job_cancel(no_done->handle), UVRT_EALREADY);
+}
+
+/* uvrt_job_fail returns its code, which reaches done unchanged, and the message (a copy) is
+ * readable once the job has settled, not before, even after the work function has returned. */
+static void failed_job_reports_its_code_and_message_once_settled(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->work_status = -7001;
+  c->work_message = "disk on fire";
+  assert_int_equal(submit(c, true), 0);
+  assert_true(wait_for(&fx->finished, 1));
+  /* The work has returned, but the loop has not turned: the job has not settled. */
+  assert_null(uvrt_job_message(c->handle));
+
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(atomic_load(&c->fail_rc), -7001);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, -7001);
+  assert_false(c->done_message_null);
+  assert_string_equal(c->done_message, "disk on fire");
+  const char* m = uvrt_job_message(c->handle);
+  assert_non_null(m);
+  assert_string_equal(m, "disk on fire");
+}
+
+/* uvrt_job_fail(job, code, NULL) clears a message recorded earlier and still returns the code. */
+static void job_fail_with_null_message_clears_the_earlier_message(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->work_status = UV_EIO;
+  c->work_message = "first reason";
+  c->clear_message = true;
+  assert_int_equal(submit(c, true), 0);
+
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(atomic_load(&c->fail_rc), UV_EIO);
+  assert_int_equal(c->done_status, UV_EIO);
+  assert_true(c->done_message_null);
+  assert_null(uvrt_job_message(c->handle));
+}
+
+/* Code 0 or a NULL job: UVRT_EINVAL. Any caller but the job's own running work function (the loop
+ * thread before and after settlement, its done callback, another job's work function):
+ * UVRT_ETHREAD. A refused call records no message. */
+static void job_fail_refuses_code_0_and_callers_other_than_its_work_function(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* held = new_call(fx, fx->rt);
+  held->hold = true;
+  held->done_actions = DO_FAIL;
+  assert_int_equal(submit(held, true), 0);
+  assert_true(wait_for(&fx->started, 1));
+  const int from_loop_while_running = uvrt_job_fail(held->handle, UV_EIO, "from the loop thread");
+
+  struct call* prober = new_call(fx, fx->rt);
+  prober->probe = true;
+  prober->other = held->handle;
+  assert_int_equal(submit(prober, true), 0);
+  if (fx->pool < 2) atomic_store(&fx->gate_open, true);  /* one thread: the prober queues behind */
+  const bool prober_finished = wait_for(&fx->finished, fx->pool < 2 ? 2 : 1);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  const int from_loop_after = uvrt_job_fail(held->handle, UV_EIO, "after settlement");
+
+  assert_true(prober_finished);
+  assert_int_equal(atomic_load(&prober->probe_fail_code_0), UVRT_EINVAL);
+  assert_int_equal(atomic_load(&prober->probe_fail_null), UVRT_EINVAL);
+  assert_int_equal(atomic_load(&prober->probe_fail_other), UVRT_ETHREAD);
+  assert_int_equal(from_loop_while_running, UVRT_ETHREAD);
+  assert_int_equal(held->fail_in_done, UVRT_ETHREAD);
+  assert_int_equal(from_loop_after, UVRT_ETHREAD);
+  assert_int_equal(uvrt_job_fail(held->handle, 0, "code 0 from the loop"), UVRT_EINVAL);
+  /* Nothing was recorded by the refused calls. */
+  assert_int_equal(held->done_status, 0);
+  assert_true(held->done_message_null);
+  assert_null(uvrt_job_message(held->handle));
+  assert_int_equal(prober->done_status, 0);
+  assert_true(prober->done_message_null);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Cancellation */
+
+/* With every pool thread busy, a queued job that is cancelled returns 0, never runs, and its done
+ * callback runs later from the loop (never from inside cancel) with UVRT_ECANCELED. */
+static void cancel_of_a_queued_job_returns_0_and_it_never_runs(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* busy = fill_pool(fx);
+  struct call* queued = new_call(fx, fx->rt);
+  assert_int_equal(submit(queued, true), 0);
+
+  const int rc = uvrt_job_cancel(queued->handle);
+  const int done_calls_after_cancel = queued->done_calls;
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(rc, 0);
+  assert_int_equal(done_calls_after_cancel, 0);
+  assert_int_equal(queued->done_calls, 1);
+  assert_int_equal(queued->done_status, UVRT_ECANCELED);
+  assert_null(queued->done_result);
+  assert_int_equal(atomic_load(&queued->runs), 0);
+  assert_true(queued->done_message_null);
+  for (int i = 0; i < fx->pool; ++i) {
+    assert_int_equal(busy[i].done_calls, 1);
+    assert_int_equal(busy[i].done_status, 0);
+  }
+}
+
+/* A second cancel of a queued job also returns 0; done still runs once. */
+static void cancelling_a_queued_job_twice_returns_0_twice_and_done_runs_once(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  (void)fill_pool(fx);
+  struct call* queued = new_call(fx, fx->rt);
+  assert_int_equal(submit(queued, true), 0);
+
+  const int first = uvrt_job_cancel(queued->handle);
+  const int second = uvrt_job_cancel(queued->handle);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(first, 0);
+  assert_int_equal(second, 0);
+  assert_int_equal(queued->done_calls, 1);
+  assert_int_equal(queued->done_status, UVRT_ECANCELED);
+  assert_int_equal(atomic_load(&queued->runs), 0);
+}
+
+/* A running job that polls uvrt_job_stop_requested: cancel returns UVRT_EBUSY, stop_requested is
+ * 1 right after, the job returns UVRT_ECANCELED and done gets it. Nothing opens the gate here:
+ * the job only leaves because it was asked to stop. */
+static void cancel_of_a_running_job_returns_ebusy_and_requests_a_stop(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  c->work_status = UVRT_ECANCELED;
+  assert_int_equal(submit(c, true), 0);
+  assert_true(wait_for(&fx->started, 1));
+
+  const int before = uvrt_job_stop_requested(c->handle);
+  const int rc = uvrt_job_cancel(c->handle);
+  const int after = uvrt_job_stop_requested(c->handle);
+  const int done_calls_after_cancel = c->done_calls;
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(before, 0);
+  assert_int_equal(rc, UVRT_EBUSY);
+  assert_int_equal(after, 1);
+  assert_int_equal(done_calls_after_cancel, 0);
+  assert_int_equal(atomic_load(&c->saw_stop), 1);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ECANCELED);
+  assert_ptr_equal(c->done_result, &c->payload);
+  assert_int_equal(c->stop_requested_in_done, 1);
+}
+
+/* A second cancel of a running job is UVRT_EBUSY again, and done gets whatever the work returns
+ * (here 0 and its result: a stop request does not turn the outcome into a cancellation). */
+static void cancelling_a_running_job_twice_returns_ebusy_twice_and_keeps_its_result(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  assert_int_equal(submit(c, true), 0);
+  assert_true(wait_for(&fx->started, 1));
+
+  const int first = uvrt_job_cancel(c->handle);
+  const int second = uvrt_job_cancel(c->handle);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(first, UVRT_EBUSY);
+  assert_int_equal(second, UVRT_EBUSY);
+  assert_int_equal(atomic_load(&c->saw_stop), 1);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, 0);
+  assert_ptr_equal(c->done_result, &c->payload);
+}
+
+/* Once done has run, or while it runs, cancel returns UVRT_EALREADY and changes nothing. */
+static void cancel_after_completion_returns_ealready_also_inside_done(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->done_actions = DO_CANCEL;
+  assert_int_equal(submit(c, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(c->cancel_in_done, UVRT_EALREADY);
+  assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
+  assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
+  assert_int_equal(uvrt_job_stop_requested(c->handle), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, 0);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Handles */
+
+/* Releasing the handle while the job runs does not cancel it: done still runs, once, with a job
+ * that is still valid (its message and cancel work). */
+static void release_before_completion_still_runs_done_with_a_valid_job(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  c->work_status = -7002;
+  c->work_message = "released early";
+  c->done_actions = DO_CANCEL;
+  assert_int_equal(submit(c, true), 0);
+  assert_true(wait_for(&fx->started, 1));
+
+  uvrt_job_t* const released = c->handle;
+  const int rc = uvrt_job_release(released);
+  if (rc == 0) c->handle = NULL;
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(rc, 0);
+  assert_int_equal(atomic_load(&c->saw_stop), 0);
+  assert_int_equal(c->done_calls, 1);
+  assert_ptr_equal(c->done_job, released);
+  assert_int_equal(c->done_status, -7002);
+  assert_string_equal(c->done_message, "released early");
+  assert_int_equal(c->cancel_in_done, UVRT_EALREADY);
+}
+
+/* A done callback may release the job's handle; the job stays valid until done returns. */
+static void release_inside_done_is_allowed_and_the_job_stays_valid_until_done_returns(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->work_status = UV_EIO;
+  c->work_message = "released in done";
+  c->done_actions = DO_RELEASE;
+  assert_int_equal(submit(c, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->release_in_done, 0);
+  assert_null(c->handle);
+  assert_false(c->message_after_release_null);
+  assert_string_equal(c->message_after_release, "released in done");
+}
+
+/* Handles still held stay valid after their runtime is destroyed, and can be released then. */
+static void handles_stay_valid_after_their_runtime_is_destroyed(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->work_status = UV_EIO;
+  c->work_message = "kept";
+  assert_int_equal(submit(c, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(uvrt_runtime_destroy(fx->rt), 0);
+  fx->rt = NULL;
+
+  assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
+  assert_int_equal(uvrt_job_stop_requested(c->handle), 0);
+  const char* m = uvrt_job_message(c->handle);
+  assert_non_null(m);
+  assert_string_equal(m, "kept");
+  assert_int_equal(uvrt_job_release(c->handle), 0);
+  c->handle = NULL;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Teardown and re-entrancy */
+
+/* Destroy with every pool thread busy and jobs queued behind them: queued jobs never run and get
+ * UVRT_ECANCELED; running ones see a stop request, are waited for and get their own status and
+ * result; every done has run exactly once when destroy returns 0. A done callback that runs
+ * during the teardown cannot submit (UVRT_ECLOSING, nothing written), destroy or run (UVRT_EBUSY).
+ * The handles stay usable afterwards. */
+static void destroy_with_work_in_flight_settles_every_job_exactly_once(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* running = fill_pool(fx);
+  enum { QUEUED = 3 };
+  struct call* queued[QUEUED];
+  for (int i = 0; i < QUEUED; ++i) {
+    queued[i] = new_call(fx, fx->rt);
+    assert_int_equal(submit(queued[i], true), 0);
+  }
+  struct call* late = new_call(fx, fx->rt);
+  late->handle = SENTINEL;
+  queued[0]->next = late;
+  queued[0]->done_actions = DO_SUBMIT | DO_RUN | DO_DESTROY;
+
+  const int rc = uvrt_runtime_destroy(fx->rt);
+  if (rc == 0) fx->rt = NULL;
+
+  assert_int_equal(rc, 0);
+  for (int i = 0; i < fx->pool; ++i) {
+    struct call* c = &running[i];
+    assert_int_equal(c->done_calls, 1);
+    assert_int_equal(atomic_load(&c->runs), 1);
+    assert_int_equal(atomic_load(&c->saw_stop), 1);
+    assert_int_equal(c->done_status, 0);
+    assert_ptr_equal(c->done_result, &c->payload);
+    assert_int_equal(uvrt_job_stop_requested(c->handle), 1);
+    assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
+  }
+  for (int i = 0; i < QUEUED; ++i) {
+    struct call* c = queued[i];
+    assert_int_equal(c->done_calls, 1);
+    assert_int_equal(atomic_load(&c->runs), 0);
+    assert_int_equal(c->done_status, UVRT_ECANCELED);
+    assert_null(c->done_result);
+    assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
+  }
+  assert_int_equal(queued[0]->submit_in_done, UVRT_ECLOSING);
+  assert_ptr_equal(late->handle, SENTINEL);
+  assert_int_equal(atomic_load(&late->runs), 0);
+  assert_int_equal(late->done_calls, 0);
+  assert_int_equal(queued[0]->run_in_done, UVRT_EBUSY);
+  assert_int_equal(queued[0]->destroy_in_done, UVRT_EBUSY);
+  for (int i = 0; i < fx->used; ++i) {
+    struct call* c = &fx->calls[i];
+    if (c->handle && c->handle != SENTINEL) {
+      assert_int_equal(uvrt_job_release(c->handle), 0);
+      c->handle = NULL;
+    }
+  }
+}
+
+/* Destroy from a done callback is refused with UVRT_EBUSY; the runtime carries on (the same done
+ * callback may submit more) and can be destroyed once run has returned. */
+static void destroy_inside_done_returns_ebusy_and_the_runtime_stays_usable(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  struct call* follow_up = new_call(fx, fx->rt);
+  c->done_actions = DO_DESTROY | DO_SUBMIT;
+  c->next = follow_up;
+  assert_int_equal(submit(c, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(c->destroy_in_done, UVRT_EBUSY);
+  assert_int_equal(c->submit_in_done, 0);
+  assert_int_equal(follow_up->done_calls, 1);
+  assert_int_equal(follow_up->done_status, 0);
+
+  struct call* after = new_call(fx, fx->rt);
+  assert_int_equal(submit(after, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(after->done_calls, 1);
+  assert_int_equal(after->done_status, 0);
+  assert_int_equal(uvrt_runtime_destroy(fx->rt), 0);
+  fx->rt = NULL;
+}
+
+/* uvrt_runtime_run from a done callback is refused with UVRT_EBUSY; the outer run goes on. */
+static void run_inside_done_returns_ebusy(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  struct call* follow_up = new_call(fx, fx->rt);
+  c->done_actions = DO_RUN | DO_SUBMIT;
+  c->next = follow_up;
+  assert_int_equal(submit(c, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->run_in_done, UVRT_EBUSY);
+  assert_int_equal(c->submit_in_done, 0);
+  assert_int_equal(follow_up->done_calls, 1);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Threads */
+
+struct foreign_calls {
+  uvrt_runtime_t* rt;
+  uvrt_job_t* running;  /* held at the gate */
+  uvrt_job_t* settled;  /* settled with a message */
+  struct call* spare;   /* the arg of the refused submit */
+  uvrt_job_t* submitted;
+  uv_loop_t* loop;
+  int run_rc, destroy_rc, submit_rc, cancel_rc, release_rc, release_settled_rc, fail_rc, stop_requested;
+  bool message_null;
+  int strerror_ok;
+};
+
+static void* call_from_a_foreign_thread(void* arg) {
+  struct foreign_calls* f = arg;
+  f->run_rc = uvrt_runtime_run(f->rt);
+  f->destroy_rc = uvrt_runtime_destroy(f->rt);
+  f->submit_rc = uvrt_job_submit(f->rt, &f->submitted, work, done, f->spare);
+  f->cancel_rc = uvrt_job_cancel(f->running);
+  f->release_rc = uvrt_job_release(f->running);
+  f->release_settled_rc = uvrt_job_release(f->settled);
+  f->fail_rc = uvrt_job_fail(f->running, UV_EIO, "from a foreign thread");
+  f->message_null = uvrt_job_message(f->settled) == NULL;
+  /* Allowed on any thread. */
+  f->stop_requested = uvrt_job_stop_requested(f->running);
+  f->loop = uvrt_runtime_loop(f->rt);
+  f->strerror_ok = strcmp(uvrt_strerror(UVRT_ETHREAD), "called from a thread other than the runtime's loop thread") == 0 &&
+                   strcmp(uvrt_err_name(UVRT_ETHREAD), "UVRT_ETHREAD") == 0;
+  return NULL;
+}
+
+/* From a thread that is not the loop thread, run, destroy, submit, cancel, release and fail are
+ * refused with UVRT_ETHREAD and change nothing; uvrt_job_message gives NULL. */
+static void calls_from_another_thread_return_ethread_and_change_nothing(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* settled = new_call(fx, fx->rt);
+  settled->work_status = UV_EIO;
+  settled->work_message = "settled";
+  assert_int_equal(submit(settled, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  struct call* running = new_call(fx, fx->rt);
+  running->hold = true;
+  assert_int_equal(submit(running, true), 0);
+  assert_true(wait_for(&fx->started, 1));
+
+  struct foreign_calls f = {.rt = fx->rt, .running = running->handle, .settled = settled->handle,
+                            .spare = new_call(fx, fx->rt), .submitted = SENTINEL};
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, call_from_a_foreign_thread, &f), 0);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  const int stop_requested_after = uvrt_job_stop_requested(running->handle);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(f.run_rc, UVRT_ETHREAD);
+  assert_int_equal(f.destroy_rc, UVRT_ETHREAD);
+  assert_int_equal(f.submit_rc, UVRT_ETHREAD);
+  assert_ptr_equal(f.submitted, SENTINEL);
+  assert_int_equal(f.cancel_rc, UVRT_ETHREAD);
+  assert_int_equal(f.release_rc, UVRT_ETHREAD);
+  assert_int_equal(f.release_settled_rc, UVRT_ETHREAD);
+  assert_int_equal(f.fail_rc, UVRT_ETHREAD);
+  assert_true(f.message_null);
+  assert_int_equal(f.stop_requested, 0);
+  assert_ptr_equal(f.loop, uvrt_runtime_loop(fx->rt));
+  assert_non_null(f.loop);
+  assert_true(f.strerror_ok);
+  /* Nothing changed: no stop, no extra job, the held job ran to its end, handles still held. */
+  assert_int_equal(stop_requested_after, 0);
+  assert_int_equal(atomic_load(&f.spare->runs), 0);
+  assert_int_equal(f.spare->done_calls, 0);
+  assert_int_equal(running->done_calls, 1);
+  assert_int_equal(running->done_status, 0);
+  assert_true(running->done_message_null);
+  const char* m = uvrt_job_message(settled->handle);
+  assert_non_null(m);
+  assert_string_equal(m, "settled");
+  assert_int_equal(uvrt_job_release(running->handle), 0);
+  running->handle = NULL;
+  assert_int_equal(uvrt_job_release(settled->handle), 0);
+  settled->handle = NULL;
+}
+
+/* From inside a work function (a pool thread), the loop-thread calls are refused with
+ * UVRT_ETHREAD too, and the job is unaffected. */
+static void calls_from_a_work_function_return_ethread(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->probe = true;
+  assert_int_equal(submit(c, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(atomic_load(&c->probe_submit), UVRT_ETHREAD);
+  assert_int_equal(atomic_load(&c->probe_run), UVRT_ETHREAD);
+  assert_int_equal(atomic_load(&c->probe_destroy), UVRT_ETHREAD);
+  assert_int_equal(atomic_load(&c->probe_cancel), UVRT_ETHREAD);
+  assert_int_equal(atomic_load(&c->probe_release), UVRT_ETHREAD);
+  assert_int_equal(atomic_load(&c->probe_message_null), 1);
+  assert_int_equal(atomic_load(&c->runs), 1);  /* the refused submit queued nothing */
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, 0);
+  assert_int_equal(uvrt_job_stop_requested(c->handle), 0);
+}
+
+struct owner_thread {
+  struct call* c;
+  atomic_int phase;  /* 1: created and used; 2: the test thread is done with it */
+  uvrt_runtime_t* rt;
+  int create_rc, submit_rc, run_rc, destroy_rc;
+};
+
+static void* own_a_runtime(void* arg) {
+  struct owner_thread* o = arg;
+  o->create_rc = uvrt_runtime_create(&o->rt, NULL);
+  if (o->create_rc == 0) {
+    o->c->rt = o->rt;
+    o->submit_rc = submit(o->c, false);
+    o->run_rc = uvrt_runtime_run(o->rt);
+  }
+  atomic_store(&o->phase, 1);
+  while (atomic_load(&o->phase) != 2) sched_yield();
+  if (o->create_rc == 0) o->destroy_rc = uvrt_runtime_destroy(o->rt);
+  return NULL;
+}
+
+/* A runtime created on another thread belongs to that thread: it runs and destroys it, and the
+ * test thread's calls are refused with UVRT_ETHREAD. */
+static void a_runtime_belongs_to_the_thread_that_created_it(void** state) {
+  struct fixture* fx = *state;
+  struct owner_thread o = {.c = new_call(fx, NULL), .rt = NULL};
+  atomic_init(&o.phase, 0);
+  struct call* spare = new_call(fx, NULL);
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, own_a_runtime, &o), 0);
+  const bool created = wait_for(&o.phase, 1);
+  int run_rc = 0, destroy_rc = 0, submit_rc = 0;
+  uvrt_job_t* submitted = SENTINEL;
+  uv_loop_t* loop = NULL;
+  if (created) {
+    run_rc = uvrt_runtime_run(o.rt);
+    destroy_rc = uvrt_runtime_destroy(o.rt);
+    submit_rc = uvrt_job_submit(o.rt, &submitted, work, done, spare);
+    loop = uvrt_runtime_loop(o.rt);
+  }
+  atomic_store(&o.phase, 2);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+
+  assert_true(created);
+  assert_int_equal(o.create_rc, 0);
+  assert_int_equal(o.submit_rc, 0);
+  assert_int_equal(o.run_rc, 0);
+  assert_int_equal(o.c->done_calls, 1);
+  assert_false(o.c->done_on_test_thread);
+  assert_int_equal(run_rc, UVRT_ETHREAD);
+  assert_int_equal(destroy_rc, UVRT_ETHREAD);
+  assert_int_equal(submit_rc, UVRT_ETHREAD);
+  assert_ptr_equal(submitted, SENTINEL);
+  assert_non_null(loop);
+  assert_int_equal(atomic_load(&spare->runs), 0);
+  assert_int_equal(o.destroy_rc, 0);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Embedding */
+
+/* A runtime on a loop the application owns (on its stack): the runtime's handle alone does not
+ * keep the loop alive, a job does; uv_run returns once done ran (inside which uvrt_runtime_run
+ * and destroy are refused); after destroy, uv_loop_close returns 0. Values are recorded and the
+ * loop closed before asserting, so a failure leaves nothing linked to this stack frame. */
+static void embedded_runtime_runs_jobs_on_the_application_loop_and_leaves_it_closable(void** state) {
+  struct fixture* fx = *state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  uvrt_runtime_t* rt = NULL;
+  const int create_rc = uvrt_runtime_create_on_loop(&rt, &loop, NULL);
+  if (create_rc != 0) {
+    uv_loop_close(&loop);
+    fail_msg("uvrt_runtime_create_on_loop: %s", uvrt_strerror(create_rc));
+  }
+  uv_loop_t* const reported = uvrt_runtime_loop(rt);
+  const int alive_idle = uv_loop_alive(&loop);
+  const int nowait_idle = uv_run(&loop, UV_RUN_NOWAIT);
+
+  struct call* c = new_call(fx, rt);
+  c->done_actions = DO_RUN | DO_DESTROY;
+  const int submit_rc = submit(c, true);
+  const int alive_with_job = uv_loop_alive(&loop);
+  int run_rc = -1;
+  /* Only if the runtime alone does not keep the loop alive: otherwise this would never return. */
+  if (alive_idle == 0 && nowait_idle == 0) run_rc = uv_run(&loop, UV_RUN_DEFAULT);
+  const int done_calls_after_run = c->done_calls;
+  const int alive_after = uv_loop_alive(&loop);
+
+  /* Had the destroy inside done wrongly succeeded, the runtime would already be gone. */
+  const int destroy_rc = c->done_calls == 1 && c->destroy_in_done == 0 ? 0 : uvrt_runtime_destroy(rt);
+  const int close_rc = uv_loop_close(&loop);
+
+  assert_int_equal(destroy_rc, 0);
+  assert_int_equal(close_rc, 0);
+  assert_ptr_equal(reported, &loop);
+  assert_int_equal(alive_idle, 0);
+  assert_int_equal(nowait_idle, 0);
+  assert_int_equal(submit_rc, 0);
+  assert_int_not_equal(alive_with_job, 0);
+  assert_int_equal(run_rc, 0);
+  assert_int_equal(done_calls_after_run, 1);
+  assert_int_equal(c->done_status, 0);
+  assert_ptr_equal(c->done_result, &c->payload);
+  assert_true(c->done_on_test_thread);
+  assert_int_equal(c->run_in_done, UVRT_EBUSY);
+  assert_int_equal(c->destroy_in_done, UVRT_EBUSY);
+  assert_int_equal(alive_after, 0);
+  assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Error codes */
+
+#define UVRT_TEST_CODE(name, value, text) {UVRT_##name, "UVRT_" #name},
+static const struct {
+  int code;
+  const char* name;
+} uvrt_codes[] = {UVRT_ERRNO_MAP(UVRT_TEST_CODE)};
+#undef UVRT_TEST_CODE
+enum { NCODES = sizeof uvrt_codes / sizeof uvrt_codes[0] };
+
+/* Every UVRT_ code has its own non-empty description and its own name "UVRT_<code>"; 0 is
+ * "success" / "OK". */
+static void every_uvrt_code_has_a_distinct_description_and_name(void** state) {
+  (void)state;
+  assert_int_equal(NCODES, 11);
+  for (int i = 0; i < NCODES; ++i) {
+    const char* text = uvrt_strerror(uvrt_codes[i].code);
+    const char* name = uvrt_err_name(uvrt_codes[i].code);
+    assert_non_null(text);
+    assert_non_null(name);
+    assert_true(strlen(text) > 0);
+    assert_string_equal(name, uvrt_codes[i].name);
+    assert_true(uvrt_codes[i].code < 0);
+    assert_true(uvrt_codes[i].code > UVRT_ERRNO_MAX);
+    for (int j = 0; j < i; ++j) {
+      assert_int_not_equal(uvrt_codes[i].code, uvrt_codes[j].code);
+      assert_string_not_equal(text, uvrt_strerror(uvrt_codes[j].code));
+      assert_string_not_equal(name, uvrt_err_name(uvrt_codes[j].code));
+    }
+    assert_string_not_equal(text, uvrt_strerror(0));
+  }
+  assert_string_equal(uvrt_strerror(0), "success");
+  assert_string_equal(uvrt_err_name(0), "OK");
+  /* uvrt's own codes where libuv has one with the same meaning. */
+  assert_int_equal(UVRT_EINVAL, UV_EINVAL);
+  assert_int_equal(UVRT_ECANCELED, UV_ECANCELED);
+  assert_int_equal(UVRT_EBUSY, UV_EBUSY);
+  assert_int_equal(UVRT_EALREADY, UV_EALREADY);
+  assert_int_equal(UVRT_ENOMEM, UV_ENOMEM);
+}
+
+/* libuv's codes get libuv's descriptions and names. */
+static void libuv_codes_get_libuv_descriptions_and_names(void** state) {
+  (void)state;
+  assert_string_equal(uvrt_strerror(UV_EIO), uv_strerror(UV_EIO));
+  assert_string_equal(uvrt_err_name(UV_EIO), "EIO");
+  assert_string_equal(uvrt_err_name(UV_ENOENT), "ENOENT");
+  assert_string_equal(uvrt_err_name(UV_EOF), "EOF");
+}
+
+/* An unknown code gets "Unknown error N" (naming the code) from both functions, unlike any
+ * known code's text, and the same answer on every call. */
+static void unknown_codes_get_a_description_naming_the_code(void** state) {
+  (void)state;
+  const int unknown[] = {12345, UVRT_ERRNO_MAX, -29999, -1000000};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; ++i) {
+    char expected[48];
+    snprintf(expected, sizeof expected, "Unknown error %d", unknown[i]);
+    const char* text = uvrt_strerror(unknown[i]);
+    assert_non_null(text);
+    assert_string_equal(text, expected);
+    const char* name = uvrt_err_name(unknown[i]);
+    assert_non_null(name);
+    assert_non_null(strstr(name, expected + strlen("Unknown error ")));
+    for (int j = 0; j < NCODES; ++j) {
+      assert_string_not_equal(uvrt_strerror(unknown[i]), uvrt_strerror(uvrt_codes[j].code));
+      assert_string_not_equal(uvrt_err_name(unknown[i]), uvrt_err_name(uvrt_codes[j].code));
+    }
+  }
+}
+
+/* The header promises a static description for negated errno values (a work function may return
+ * one and "uvrt_strerror will name it"), also for those libuv has no UV_E* code for (EDOM,
+ * ECHILD): not "Unknown error N" in the per-thread buffer that the next unknown code overwrites. */
+static void negated_errno_values_libuv_does_not_know_get_static_descriptions(void** state) {
+  (void)state;
+  const int codes[] = {-EDOM, -ECHILD};
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; ++i) {
+    const char* text = uvrt_strerror(codes[i]);
+    const char* name = uvrt_err_name(codes[i]);
+    char text_copy[128], name_copy[128];
+    snprintf(text_copy, sizeof text_copy, "%s", text);
+    snprintf(name_copy, sizeof name_copy, "%s", name);
+    (void)uvrt_strerror(-1000000);  /* would overwrite a per-thread buffer */
+    (void)uvrt_err_name(-1000000);
+    assert_string_equal(text, text_copy);
+    assert_string_equal(name, name_copy);
+    assert_null(strstr(text_copy, "Unknown"));
+    assert_null(strstr(name_copy, "Unknown"));
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Pool size */
+
+/* A size outside 1..1024 is refused with UVRT_EPOOLSIZE and *runtime is left alone. */
+static void out_of_range_pool_size_is_refused_with_epoolsize(void** state) {
+  (void)state;
+  const int running = uvrt_threadpool_size();
+  assert_true(running > 0);
+  const int sizes[] = {-1, 1025, -1000000};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; ++i) {
+    uvrt_options_t options = {.threadpool_size = sizes[i]};
+    uvrt_runtime_t* rt = (uvrt_runtime_t*)(void*)&sentinel_storage;
+    assert_int_equal(uvrt_runtime_create(&rt, &options), UVRT_EPOOLSIZE);
+    assert_ptr_equal(rt, (uvrt_runtime_t*)(void*)&sentinel_storage);
+  }
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  uvrt_options_t options = {.threadpool_size = 1025};
+  uvrt_runtime_t* rt = NULL;
+  const int on_loop_rc = uvrt_runtime_create_on_loop(&rt, &loop, &options);
+  const int close_rc = uv_loop_close(&loop);
+  assert_int_equal(on_loop_rc, UVRT_EPOOLSIZE);
+  assert_null(rt);
+  assert_int_equal(close_rc, 0);
+  assert_int_equal(uvrt_threadpool_size(), running);
+}
+
+/* The pool is process-wide and already running: another size is refused with
+ * UVRT_EPOOLCONFLICT, the running size is accepted. */
+static void pool_size_must_match_the_running_pool(void** state) {
+  struct fixture* fx = *state;
+  const int running = uvrt_threadpool_size();
+  assert_true(running > 0);
+  uvrt_options_t other = {.threadpool_size = running < 1024 ? running + 1 : running - 1};
+  uvrt_runtime_t* rt = NULL;
+  assert_int_equal(uvrt_runtime_create(&rt, &other), UVRT_EPOOLCONFLICT);
+  assert_null(rt);
+
+  uvrt_options_t same = {.threadpool_size = running};
+  assert_int_equal(uvrt_runtime_create(&fx->rt, &same), 0);
+  assert_non_null(fx->rt);
+  struct call* c = new_call(fx, fx->rt);
+  assert_int_equal(submit(c, true), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(c->done_status, 0);
+  assert_int_equal(uvrt_threadpool_size(), running);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* NULL arguments */
+
+/* Every function given NULL where it needs a pointer returns UVRT_EINVAL (or NULL / 0 for the
+ * ones that return those), writes nothing and queues nothing. */
+static void null_arguments_are_refused_with_einval_without_crashing(void** state) {
+  struct fixture* fx = *state;
+  uvrt_options_t options = {.threadpool_size = 0};
+  assert_int_equal(uvrt_runtime_create(NULL, NULL), UVRT_EINVAL);
+  assert_int_equal(uvrt_runtime_create(NULL, &options), UVRT_EINVAL);
+
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  const int on_loop_null_runtime = uvrt_runtime_create_on_loop(NULL, &loop, NULL);
+  const int close_rc = uv_loop_close(&loop);
+  assert_int_equal(on_loop_null_runtime, UVRT_EINVAL);
+  assert_int_equal(close_rc, 0);
+  uvrt_runtime_t* rt = NULL;
+  assert_int_equal(uvrt_runtime_create_on_loop(&rt, NULL, NULL), UVRT_EINVAL);
+  assert_null(rt);
+  assert_int_equal(uvrt_runtime_create_on_loop(NULL, NULL, &options), UVRT_EINVAL);
+
+  assert_int_equal(uvrt_runtime_destroy(NULL), UVRT_EINVAL);
+  assert_int_equal(uvrt_runtime_run(NULL), UVRT_EINVAL);
+  assert_null(uvrt_runtime_loop(NULL));
+
+  struct call* c = new_call(fx, NULL);
+  uvrt_job_t* job = SENTINEL;
+  assert_int_equal(uvrt_job_submit(NULL, &job, work, done, c), UVRT_EINVAL);
+  assert_int_equal(uvrt_job_submit(NULL, NULL, NULL, NULL, NULL), UVRT_EINVAL);
+  assert_ptr_equal(job, SENTINEL);
+  assert_int_equal(uvrt_job_cancel(NULL), UVRT_EINVAL);
+  assert_int_equal(uvrt_job_stop_requested(NULL), 0);
+  assert_int_equal(uvrt_job_fail(NULL, UV_EIO, "why"), UVRT_EINVAL);
+  assert_int_equal(uvrt_job_fail(NULL, 0, NULL), UVRT_EINVAL);
+  assert_null(uvrt_job_message(NULL));
+  assert_int_equal(uvrt_job_release(NULL), UVRT_EINVAL);
+
+  /* A NULL work function on a real runtime: refused, nothing queued, *job untouched. */
+  assert_int_equal(uvrt_runtime_create(&fx->rt, NULL), 0);
+  c->rt = fx->rt;
+  assert_int_equal(uvrt_job_submit(fx->rt, &job, NULL, done, c), UVRT_EINVAL);
+  assert_int_equal(uvrt_job_submit(fx->rt, NULL, NULL, NULL, NULL), UVRT_EINVAL);
+  assert_ptr_equal(job, SENTINEL);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(c->done_calls, 0);
+  assert_int_equal(atomic_load(&c->runs), 0);
+}
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      TEST(submitted_job_delivers_its_result_and_arg_to_done_on_the_loop_thread),
+      TEST(jobs_without_handle_or_done_callback_still_run),
+      TEST(failed_job_reports_its_code_and_message_once_settled),
+      TEST(job_fail_with_null_message_clears_the_earlier_message),
+      TEST(job_fail_refuses_code_0_and_callers_other_than_its_work_function),
+      TEST(cancel_of_a_queued_job_returns_0_and_it_never_runs),
+      TEST(cancelling_a_queued_job_twice_returns_0_twice_and_done_runs_once),
+      TEST(cancel_of_a_running_job_returns_ebusy_and_requests_a_stop),
+      TEST(cancelling_a_running_job_twice_returns_ebusy_twice_and_keeps_its_result),
+      TEST(cancel_after_completion_returns_ealready_also_inside_done),
+      TEST(release_before_completion_still_runs_done_with_a_valid_job),
+      TEST(release_inside_done_is_allowed_and_the_job_stays_valid_until_done_returns),
+      TEST(handles_stay_valid_after_their_runtime_is_destroyed),
+      TEST(destroy_with_work_in_flight_settles_every_job_exactly_once),
+      TEST(destroy_inside_done_returns_ebusy_and_the_runtime_stays_usable),
+      TEST(run_inside_done_returns_ebusy),
+      TEST(calls_from_another_thread_return_ethread_and_change_nothing),
+      TEST(calls_from_a_work_function_return_ethread),
+      TEST(a_runtime_belongs_to_the_thread_that_created_it),
+      TEST(embedded_runtime_runs_jobs_on_the_application_loop_and_leaves_it_closable),
+      TEST(every_uvrt_code_has_a_distinct_description_and_name),
+      TEST(libuv_codes_get_libuv_descriptions_and_names),
+      TEST(unknown_codes_get_a_description_naming_the_code),
+      TEST(negated_errno_values_libuv_does_not_know_get_static_descriptions),
+      TEST(out_of_range_pool_size_is_refused_with_epoolsize),
+      TEST(pool_size_must_match_the_running_pool),
+      TEST(null_arguments_are_refused_with_einval_without_crashing),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
