@@ -48,12 +48,40 @@ core::core(uv_loop_t* app_loop) : loop(app_loop ? app_loop : &own_loop_), owns_l
     if (int rc = uv_loop_init(&own_loop_); rc != 0)
       throw std::runtime_error(std::string("uvrt::runtime: uv_loop_init failed: ") + uv_strerror(rc));
   }
-  if (int rc = uv_async_init(loop, &wakeup, &on_wakeup); rc != 0) {
+  try {
+    init_handles();
+  } catch (...) {
+    close_handles();
     if (owns_loop) uv_loop_close(&own_loop_);
-    throw std::runtime_error(std::string("uvrt::runtime: uv_async_init failed: ") + uv_strerror(rc));
+    throw;
   }
+}
+
+void core::init_handles() {
+  auto check = [](int rc, const char* call) {
+    if (rc != 0) throw std::runtime_error(std::string("uvrt::runtime: ") + call + " failed: " + uv_strerror(rc));
+  };
+  check(uv_async_init(loop, &wakeup, &on_wakeup), "uv_async_init");
+  ++open_handles;
   wakeup.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup));
+  check(uv_check_init(loop, &slicer), "uv_check_init");
+  ++open_handles;
+  slicer.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&slicer));
+  check(uv_idle_init(loop, &spinner), "uv_idle_init");
+  ++open_handles;
+  spinner.data = this;
+}
+
+// Closes the handles init_handles opened and turns the loop until their close callbacks ran, so
+// that nothing of the runtime stays linked into a loop that outlives it.
+void core::close_handles() noexcept {
+  auto closed = [](uv_handle_t* h) { --static_cast<core*>(h->data)->open_handles; };
+  uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(&wakeup), reinterpret_cast<uv_handle_t*>(&slicer),
+                            reinterpret_cast<uv_handle_t*>(&spinner)};
+  for (int i = 0; i < open_handles; ++i) uv_close(handles[i], closed);
+  while (open_handles > 0) uv_run(loop, UV_RUN_NOWAIT);
 }
 
 void core::link(job_core* j) noexcept {
@@ -69,6 +97,44 @@ void core::unlink(job_core* j) noexcept {
   else jobs = j->next;
   if (j->next) j->next->prev = j->prev;
   --in_flight;
+}
+
+bool core::arrive(job_core* j) noexcept {
+  j->flags |= flag_arrived;
+  unlink(j);
+  if (!slicing) {
+    // The budget is renewed after every poll by `slicer`, which runs only while jobs arrive.
+    uv_check_start(&slicer, [](uv_check_t* h) { static_cast<core*>(h->data)->settle_slice(); });
+    slicing = true;
+  }
+  if (!backlog_head && budget > 0) {
+    --budget;
+    return true;
+  }
+  j->next = nullptr;
+  if (backlog_tail) backlog_tail->next = j;
+  else backlog_head = j;
+  backlog_tail = j;
+  uv_idle_start(&spinner, [](uv_idle_t*) {});
+  return false;
+}
+
+void core::settle_slice() noexcept {
+  const bool quiet = budget == settle_budget && !backlog_head;
+  budget = settle_budget;
+  if (quiet) {
+    uv_check_stop(&slicer);
+    slicing = false;
+    return;
+  }
+  while (backlog_head && budget > 0) {
+    job_core* j = backlog_head;
+    backlog_head = j->next;
+    if (!backlog_head) backlog_tail = nullptr;
+    --budget;
+    j->req.after_work_cb(&j->req, settle_status);
+  }
+  if (!backlog_head) uv_idle_stop(&spinner);
 }
 
 void core::drain_posted() noexcept {
@@ -131,9 +197,10 @@ void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after) {
   c->link(j);
 }
 
+bool arrive(job_core* j) noexcept { return core_of(j)->arrive(j); }
+
 void complete(job_core* j) noexcept {
   core* c = core_of(j);
-  c->unlink(j);
   if (j->flags & flag_abandoned) return;  // settled by cancel(); its continuation was deferred
   // The continuation is taken before the state is published, so whoever sees the job settled
   // also sees that nothing waits on it any more.
@@ -152,7 +219,7 @@ namespace {
 // second call would only requeue the request. Returns whether the job was still queued.
 bool cancel_if_queued(job_core* j) noexcept {
   if (j->flags & flag_cancel_queued) return true;
-  if (j->flags & flag_busy) return false;
+  if (j->flags & (flag_busy | flag_arrived)) return false;
   const bool queued = uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0;
   j->flags |= queued ? flag_cancel_queued : flag_busy;
   return queued;
@@ -288,14 +355,13 @@ core::~core() {
   cancel_all();
   // Cancelled jobs settle in their after-work callbacks, running ones when they return; both
   // need the loop to turn. Posts from running jobs (from_thread) are served meanwhile.
-  while (in_flight > 0 || !deferred.empty()) uv_run(loop, UV_RUN_ONCE);
+  while (in_flight > 0 || backlog_head || !deferred.empty()) uv_run(loop, UV_RUN_ONCE);
   {
     std::lock_guard lock(post_mutex);
     accepting_posts = false;
   }
   drain_posted();
-  uv_close(reinterpret_cast<uv_handle_t*>(&wakeup), [](uv_handle_t* h) { static_cast<core*>(h->data)->wakeup_closed = true; });
-  while (!wakeup_closed) uv_run(loop, UV_RUN_NOWAIT);
+  close_handles();
   if (unhandled) report_lost(unhandled, "was never rethrown, because the runtime was destroyed first");
   unhandled = nullptr;
   if (owns_loop) close_own_loop();

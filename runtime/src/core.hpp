@@ -8,8 +8,15 @@
 //   - uv_cancel is called at most once per job, and only before its after-work callback ran
 //     (flag_cancel_queued, flag_busy and the settled state guard it): libuv corrupts its queue
 //     if it is called after that callback.
-//   - `wakeup` is the runtime's only handle. It is unreferenced, so it never keeps the loop alive
-//     on its own, except while continuations wait in `deferred`.
+//   - A job leaves `jobs` when libuv's after-work callback runs (flag_arrived: never uv_cancel it
+//     again) and settles then, or, past the turn's budget of settle_budget jobs, waits in the
+//     backlog (linked through `next`, FIFO) until `slicer` settles it on a later turn. So a burst
+//     of completions is settled a slice per turn of the loop and timers and sockets are served
+//     between slices; libuv itself would run every finished job's callback in one go.
+//   - The runtime's handles: `wakeup` and `slicer` are unreferenced, so they never keep the loop
+//     alive on their own; `wakeup` is referenced while continuations wait in `deferred`, and
+//     `spinner` is active (and referenced) only while the backlog is not empty, which keeps the
+//     loop turning without blocking in poll until the backlog is settled.
 //   - Posts are queued under `post_mutex`, and uv_async_send is called under it too, so teardown
 //     can close `wakeup` once it has stopped accepting posts without racing a late sender.
 #pragma once
@@ -53,7 +60,18 @@ class core {
   bool accepting_posts = true;
 
   uv_async_t wakeup;
-  bool wakeup_closed = false;
+  uv_check_t slicer;   // after each poll: a new budget, and a slice of the backlog
+  uv_idle_t spinner;   // while the backlog is not empty: poll without blocking
+  int open_handles = 0;
+
+  // Jobs settled per slice: small enough that a slice takes well under a millisecond, large
+  // enough that the per-turn cost of libuv's loop is spread over many jobs. A turn has at most two
+  // slices: jobs settled as they arrive, while the budget lasts, and the backlog after the poll.
+  static constexpr int settle_budget = 128;
+  int budget = settle_budget;
+  bool slicing = false;  // `slicer` is active
+  job_core* backlog_head = nullptr;
+  job_core* backlog_tail = nullptr;
 
   void link(job_core* j) noexcept;
   void unlink(job_core* j) noexcept;
@@ -61,11 +79,15 @@ class core {
   void drain_deferred() noexcept;
   void make_room_to_defer();  // may throw; call before changing anything
   void defer(job_core* j, void (*release_fn)(job_core*) noexcept) noexcept;
+  bool arrive(job_core* j) noexcept;
+  void settle_slice() noexcept;
   std::exception_ptr take_unhandled() noexcept { return std::exchange(unhandled, nullptr); }
 
  private:
   uv_loop_t own_loop_;
   void cancel_all() noexcept;
+  void init_handles();
+  void close_handles() noexcept;
   void close_own_loop() noexcept;
 };
 

@@ -57,6 +57,11 @@ inline constexpr std::uint8_t flag_stop_source = 1;    // a std::stop_source pre
 inline constexpr std::uint8_t flag_cancel_queued = 2;  // uv_cancel succeeded; never call it again
 inline constexpr std::uint8_t flag_abandoned = 4;      // settled early; drop the late outcome
 inline constexpr std::uint8_t flag_busy = 8;           // uv_cancel said EBUSY; never call it again
+inline constexpr std::uint8_t flag_arrived = 16;       // libuv's after-work callback ran: no more uv_cancel
+
+// The status with which the core calls a job's after-work callback a second time, to settle a job
+// whose settlement it postponed (see arrive). libuv's statuses are 0 and UV_ECANCELED.
+inline constexpr int settle_status = -0x7fffffff;
 
 struct job_core {
   uv_work_t req;  // first member: libuv hands back &req; req.data is the owning core
@@ -192,16 +197,25 @@ struct job_ops {
 };
 
 // Called by every after-work callback once the outcome is in place: takes the job off its
-// runtime's list, settles the future (unless it was abandoned) and resumes its continuation.
+// runtime's in-flight list and says whether to settle it now. A runtime settles a bounded number
+// of jobs per turn of the loop, so that a burst of completions cannot stall its timers and
+// sockets; a job over that budget waits in the runtime's backlog, and the core settles it on a
+// later turn by calling its after-work callback again with settle_status.
+UVRT_EXTERN bool arrive(job_core* j) noexcept;
+
+// Settles the job's future (unless it was abandoned) and resumes its continuation.
 UVRT_EXTERN void complete(job_core* j) noexcept;
 
 template <class Call, class R>
 void job_ops<Call, R>::after_work(uv_work_t* req, int status) noexcept {
   job_core* j = job_of(req);
-  if (status == UV_ECANCELED) {
-    // Never ran: the callable is still in the slot.
-    slot<Call>(j)->~Call();
-    j->outcome = job_state::cancelled;
+  if (status != settle_status) {
+    if (status == UV_ECANCELED) {
+      // Never ran: the callable is still in the slot.
+      slot<Call>(j)->~Call();
+      j->outcome = job_state::cancelled;
+    }
+    if (!arrive(j)) return;
   }
   if (j->flags & flag_abandoned) {
     destroy_outcome<R>(j, j->outcome);
