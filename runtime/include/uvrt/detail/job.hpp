@@ -1,6 +1,6 @@
 // The job block: one allocation per to_thread call, shared by libuv, the worker and the future.
 //
-// Layout, in one block from ::operator new:
+// Layout, in one block from allocate_block (::operator new behind a small per-thread cache):
 //
 //   [ job_core | std::stop_source (only if the callable takes a stop_token) | slot ]
 //
@@ -72,6 +72,7 @@ struct job_core {
   std::atomic<job_state> state;
   job_state outcome;  // what the worker produced: value or error (cancelled if never run)
   std::uint8_t flags;
+  std::uint8_t granules;  // the block's size in 16-byte units, for free_block; 0 if over 4080 bytes
 };
 
 static_assert(std::is_standard_layout_v<job_core>, "&job_core::req must be the block's address");
@@ -79,7 +80,8 @@ static_assert(std::is_standard_layout_v<job_core>, "&job_core::req must be the b
 inline job_core* job_of(uv_work_t* req) noexcept { return reinterpret_cast<job_core*>(req); }
 inline core* core_of(const job_core* j) noexcept { return static_cast<core*>(j->req.data); }
 
-// Objects stored in the block may not need more alignment than ::operator new gives.
+// Objects stored in the block may not need more alignment than ::operator new gives (blocks are
+// ::operator new allocations, cached or not).
 template <class X>
 constexpr bool fits_block_check() noexcept {
   if constexpr (std::is_void_v<X>) return true;
@@ -120,6 +122,11 @@ void destroy_outcome(job_core* j, job_state s) noexcept {
   }
 }
 
+// Job blocks come from a small per-thread cache in front of ::operator new (see blocks.cpp);
+// free_block takes the size allocate_block was given, or 0 if unknown.
+UVRT_EXTERN void* allocate_block(std::size_t size);
+UVRT_EXTERN void free_block(void* p, std::size_t size) noexcept;
+
 // Drops one reference; the last one destroys the outcome and frees the block.
 template <class R>
 void release(job_core* j) noexcept {
@@ -127,7 +134,7 @@ void release(job_core* j) noexcept {
   // An abandoned job's outcome was destroyed when it arrived, and its state says cancelled.
   destroy_outcome<R>(j, j->state.load(std::memory_order_relaxed));
   if (j->flags & flag_stop_source) stop_source_of(j)->~stop_source();
-  ::operator delete(j);
+  free_block(j, std::size_t{j->granules} * 16);
 }
 
 // The callable and its arguments, decay-copied at submission as std::thread does, and invoked
@@ -251,7 +258,7 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
     return n;
   }();
 
-  void* raw = ::operator new(tail);
+  void* raw = allocate_block(tail);
   // Default-initialised, not zeroed: uv_queue_work initialises the request, and the fields uvrt
   // owns are set here (prev and next when the runtime links the job).
   auto* j = ::new (raw) job_core;
@@ -259,11 +266,12 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
   j->state.store(job_state::pending, std::memory_order_relaxed);
   j->outcome = job_state::pending;
   j->flags = stop ? flag_stop_source : 0;
+  j->granules = tail <= 4080 ? static_cast<std::uint8_t>((tail + 15) / 16) : 0;
   j->refs.store(2, std::memory_order_relaxed);  // the future and libuv
   try {
     ::new (static_cast<void*>(slot<Call>(j))) Call{std::forward<F>(f), {std::forward<Args>(args)...}};
   } catch (...) {
-    ::operator delete(raw);
+    free_block(raw, tail);
     throw;
   }
   // std::stop_source's default constructor allocates, so only jobs that take a token pay for it.
@@ -272,7 +280,7 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
       ::new (static_cast<void*>(stop_source_of(j))) std::stop_source();
     } catch (...) {
       slot<Call>(j)->~Call();
-      ::operator delete(raw);
+      free_block(raw, tail);
       throw;
     }
   }
@@ -281,7 +289,7 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
   } catch (...) {
     slot<Call>(j)->~Call();
     if constexpr (stop) stop_source_of(j)->~stop_source();
-    ::operator delete(raw);
+    free_block(raw, tail);
     throw;
   }
   return j;
