@@ -2,7 +2,6 @@
 // callback. See handles.hpp for the invariants.
 #include <exception>
 #include <new>
-#include <stop_token>
 #include <thread>
 #include <utility>
 
@@ -20,14 +19,14 @@ struct outcome {
 
 bool on_owner_thread(const uvrt_job_t* job) noexcept { return std::this_thread::get_id() == job->owner; }
 
+void delete_handle(uvrt_job_s* job) noexcept;
+
 void drop_holder(uvrt_job_s* job) noexcept {
-  if (--job->holders == 0) delete job;
+  if (--job->holders == 0) delete_handle(job);
 }
 
-// Runs on the worker: the C work function, with the job's stop state mirrored into a flag that
-// any thread can read through uvrt_job_stop_requested.
-outcome run_work(uvrt_job_s* job, std::stop_token token) {
-  std::stop_callback on_stop(token, [job]() noexcept { job->stop_requested.store(true, std::memory_order_relaxed); });
+// Runs on the worker: the C work function, with `worker` telling uvrt_job_fail who may call it.
+outcome run_work(uvrt_job_s* job) {
   job->worker.store(std::this_thread::get_id(), std::memory_order_relaxed);
   struct not_running {
     uvrt_job_s* job;
@@ -36,6 +35,34 @@ outcome run_work(uvrt_job_s* job, std::stop_token token) {
   void* result = nullptr;
   const int status = job->work(job, job->arg, &result);
   return {status, result};
+}
+
+void link(uvrt_job_s* job) noexcept {
+  uvrt_runtime_s* rt = job->runtime;
+  job->next = rt->pending;
+  if (rt->pending) rt->pending->prev = job;
+  rt->pending = job;
+}
+
+void unlink(uvrt_job_s* job) noexcept {
+  if (job->prev) job->prev->next = job->next;
+  else job->runtime->pending = job->next;
+  if (job->next) job->next->prev = job->prev;
+}
+
+// Handles come from the same per-thread block cache as the C++ jobs: a windowed workload frees
+// one and allocates the next on the loop thread for every job.
+uvrt_job_s* new_handle() noexcept {
+  try {
+    return ::new (uvrt::detail::allocate_block(sizeof(uvrt_job_s))) uvrt_job_s;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void delete_handle(uvrt_job_s* job) noexcept {
+  job->~uvrt_job_s();
+  uvrt::detail::free_block(job, sizeof(uvrt_job_s));
 }
 
 // The continuation: the core calls it on the loop thread once the C++ job has settled.
@@ -56,6 +83,7 @@ void settle(uvrt::detail::continuation* self) noexcept {
     uvrt::c_api::set_message(job, "an exception not derived from std::exception");
   }
   job->settled = true;
+  unlink(job);
   job->runtime = nullptr;
   if (job->done) {
     try {
@@ -70,6 +98,25 @@ void settle(uvrt::detail::continuation* self) noexcept {
 
 }  // namespace
 
+namespace uvrt::c_api {
+
+void stop_all(uvrt_runtime_s* runtime) noexcept {
+  // detail::cancel uv_cancels a queued job and reports a running one as stop_requested; C jobs
+  // have no stop_source, so nothing is told to stop until the second pass.
+  for (uvrt_job_s* j = runtime->pending; j; j = j->next) {
+    try {
+      j->stopping = detail::cancel(j->job, cancel_mode::wait, &detail::release<outcome>) == cancel_result::stop_requested;
+    } catch (...) {
+      j->stopping = true;  // cannot happen on the loop thread; asking it to stop is the safe side
+    }
+  }
+  for (uvrt_job_s* j = runtime->pending; j; j = j->next) {
+    if (j->stopping) j->stop_requested.store(true, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace uvrt::c_api
+
 extern "C" {
 
 int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work, uvrt_done_cb done, void* arg) {
@@ -77,7 +124,7 @@ int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work
   uvrt::detail::core* core = runtime->core;
   if (std::this_thread::get_id() != core->owner) return UVRT_ETHREAD;
   if (core->closing) return UVRT_ECLOSING;
-  auto* j = new (std::nothrow) uvrt_job_s;
+  uvrt_job_s* j = new_handle();
   if (!j) return UVRT_ENOMEM;
   j->resume = &settle;
   j->runtime = runtime;
@@ -87,12 +134,13 @@ int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work
   j->arg = arg;
   j->holders = job ? 2 : 1;
   try {
-    j->job = uvrt::detail::make_job<outcome>(core, [j](std::stop_token token) { return run_work(j, std::move(token)); });
+    j->job = uvrt::detail::make_job<outcome>(core, [j] { return run_work(j); });
   } catch (...) {
-    delete j;
+    delete_handle(j);
     return uvrt::c_api::error_of_current_exception();
   }
   j->job->cont = j;  // set before the loop can run the after-work callback, which reads it
+  link(j);
   if (job) *job = j;
   return 0;
 }
@@ -106,7 +154,6 @@ int uvrt_job_cancel(uvrt_job_t* job) {
       case uvrt::cancel_result::not_started:
         return 0;
       case uvrt::cancel_result::stop_requested:
-        // Set here as well: the worker may not have registered its stop callback yet.
         job->stop_requested.store(true, std::memory_order_relaxed);
         return UVRT_EBUSY;
       default:
