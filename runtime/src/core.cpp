@@ -103,14 +103,11 @@ bool core::arrive(job_core* j) noexcept {
   j->flags |= flag_arrived;
   unlink(j);
   if (!slicing) {
-    // The budget is renewed after every poll by `slicer`, which runs only while jobs arrive.
+    // `slicer` closes the slice after every poll, and runs only while jobs arrive.
     uv_check_start(&slicer, [](uv_check_t* h) { static_cast<core*>(h->data)->settle_slice(); });
     slicing = true;
   }
-  if (!backlog_head && budget > 0) {
-    --budget;
-    return true;
-  }
+  if (!backlog_head && slice_has_room()) return true;
   j->next = nullptr;
   if (backlog_tail) backlog_tail->next = j;
   else backlog_head = j;
@@ -119,21 +116,36 @@ bool core::arrive(job_core* j) noexcept {
   return false;
 }
 
+bool core::slice_has_room() noexcept {
+  if (!slice_open) {
+    slice_open = true;
+    slice_expired = false;
+    slice_settled = 0;
+    slice_deadline = uv_hrtime() + slice_ns;
+  }
+  if (slice_expired) return false;
+  if (++slice_settled % 16 == 0 && uv_hrtime() >= slice_deadline) {
+    slice_expired = true;
+    return false;
+  }
+  return true;
+}
+
 void core::settle_slice() noexcept {
-  const bool quiet = budget == settle_budget && !backlog_head;
-  budget = settle_budget;
-  if (quiet) {
+  if (!slice_open && !backlog_head) {
+    // A turn without arrivals: nothing to settle until jobs arrive again.
     uv_check_stop(&slicer);
     slicing = false;
     return;
   }
-  while (backlog_head && budget > 0) {
+  slice_open = false;
+  while (backlog_head && slice_has_room()) {
     job_core* j = backlog_head;
     backlog_head = j->next;
     if (!backlog_head) backlog_tail = nullptr;
-    --budget;
     j->req.after_work_cb(&j->req, settle_status);
   }
+  slice_open = false;
   if (!backlog_head) uv_idle_stop(&spinner);
 }
 

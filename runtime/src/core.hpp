@@ -9,10 +9,10 @@
 //     (flag_cancel_queued, flag_busy and the settled state guard it): libuv corrupts its queue
 //     if it is called after that callback.
 //   - A job leaves `jobs` when libuv's after-work callback runs (flag_arrived: never uv_cancel it
-//     again) and settles then, or, past the turn's budget of settle_budget jobs, waits in the
-//     backlog (linked through `next`, FIFO) until `slicer` settles it on a later turn. So a burst
-//     of completions is settled a slice per turn of the loop and timers and sockets are served
-//     between slices; libuv itself would run every finished job's callback in one go.
+//     again) and settles then, or, once the current slice's time is used up, waits in the backlog
+//     (linked through `next`, FIFO) until `slicer` settles it after the poll or on a later turn.
+//     So a burst of completions is settled a slice at a time and timers and sockets are served
+//     between turns; libuv itself would run every finished job's callback in one go.
 //   - The runtime's handles: `wakeup` and `slicer` are unreferenced, so they never keep the loop
 //     alive on their own; `wakeup` is referenced while continuations wait in `deferred`, and
 //     `spinner` is active (and referenced) only while the backlog is not empty, which keeps the
@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -60,16 +61,20 @@ class core {
   bool accepting_posts = true;
 
   uv_async_t wakeup;
-  uv_check_t slicer;   // after each poll: a new budget, and a slice of the backlog
+  uv_check_t slicer;   // after each poll: ends the slice, then settles a slice of the backlog
   uv_idle_t spinner;   // while the backlog is not empty: poll without blocking
   int open_handles = 0;
 
-  // Jobs settled per slice: small enough that a slice takes well under a millisecond, large
-  // enough that the per-turn cost of libuv's loop is spread over many jobs. A turn has at most two
-  // slices: jobs settled as they arrive, while the budget lasts, and the backlog after the poll.
-  static constexpr int settle_budget = 128;
-  int budget = settle_budget;
-  bool slicing = false;  // `slicer` is active
+  // A slice settles jobs for at most slice_ns (the clock is read every 16 jobs): short enough
+  // for the loop's timers to keep sub-millisecond lag, long enough that the per-turn cost of
+  // libuv's loop is spread over many jobs. A turn has at most two slices: jobs settled as they
+  // arrive in the poll phase, and the backlog settled by `slicer` after it.
+  static constexpr std::uint64_t slice_ns = 200'000;
+  std::uint64_t slice_deadline = 0;
+  unsigned slice_settled = 0;
+  bool slice_open = false;     // a slice began since `slicer` last ran
+  bool slice_expired = false;
+  bool slicing = false;        // `slicer` is active
   job_core* backlog_head = nullptr;
   job_core* backlog_tail = nullptr;
 
@@ -80,6 +85,7 @@ class core {
   void make_room_to_defer();  // may throw; call before changing anything
   void defer(job_core* j, void (*release_fn)(job_core*) noexcept) noexcept;
   bool arrive(job_core* j) noexcept;
+  bool slice_has_room() noexcept;
   void settle_slice() noexcept;
   std::exception_ptr take_unhandled() noexcept { return std::exchange(unhandled, nullptr); }
 

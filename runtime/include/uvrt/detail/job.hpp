@@ -204,10 +204,10 @@ struct job_ops {
 };
 
 // Called by every after-work callback once the outcome is in place: takes the job off its
-// runtime's in-flight list and says whether to settle it now. A runtime settles a bounded number
-// of jobs per turn of the loop, so that a burst of completions cannot stall its timers and
-// sockets; a job over that budget waits in the runtime's backlog, and the core settles it on a
-// later turn by calling its after-work callback again with settle_status.
+// runtime's in-flight list and says whether to settle it now. A runtime settles jobs in slices of
+// bounded time, so that a burst of completions cannot stall its timers and sockets; a job past
+// the slice waits in the runtime's backlog, and the core settles it after the poll or on a later
+// turn by calling its after-work callback again with settle_status.
 UVRT_EXTERN bool arrive(job_core* j) noexcept;
 
 // Settles the job's future (unless it was abandoned) and resumes its continuation.
