@@ -1,25 +1,57 @@
-// uvrt-bench: what a blocking call on the event loop costs everyone else, and what to_thread
-// buys back.
+// uvrt-bench: what uvrt costs per job, how quickly a job comes back, whether the event loop stays
+// responsive and how much memory it holds, next to bare libuv and next to the anti-pattern of
+// making the blocking call on the loop thread.
 //
-// The same workload of blocking calls runs two ways: directly on the loop thread (the
-// anti-pattern) and through runtime::to_thread with a window of jobs in flight. Meanwhile a
-// repeating timer on the loop records how late it fires: the loop's lag, which is how long any
-// other request, timer or socket on that loop would have waited. See README.md.
+// The same N jobs (--work: nothing, a busy CPU or a blocking sleep) run in each mode that --mode
+// selects, one mode after the other, on the loop of one uvrt::runtime:
+//   direct     the anti-pattern: on every loop turn W requests are ready, and each handler makes
+//              its blocking call on the loop thread, back to back.
+//   to_thread  the fix: runtime::to_thread, with W futures in flight awaited in order by a
+//              uvrt::task.
+//   c_api      the same through <uvrt.h>: a C runtime embedded in the same loop, fire-and-forget
+//              jobs whose done callback submits the next one; the value travels in `void* result`.
+//   bare       uv_queue_work with a malloc'd request per job, refilled from the after-work callback:
+//              the floor uvrt wraps, as bench/peers/bare_uv.c, but inside this harness.
+// A job_ledger checks every mode: each job ran once and delivered its own value, or the run fails
+// with exit status 1 instead of printing a row.
+//
+// Measured per mode: the wall time; each job's round trip, from its submission to its result being
+// observed on the loop thread (a uv_hrtime stamp per job in a vector indexed by job: 8 bytes a
+// job, included in the peak RSS); the loop's lag, from a repeating 1 ms timer; and the peak RSS.
+// getrusage reports the peak for the whole process and never lowers it, so a per-mode figure needs
+// one mode per process, which is how bench/run calls this program.
+//
+// Filling a window of W jobs must not itself stall the loop: submitting a million jobs from one
+// callback takes over 100 ms, which the lag figure would then blame on the runtime. The windowed
+// modes therefore submit at most fill_slice jobs per loop turn until the window is first full, and
+// from then on one job in place of each result (job_window).
+//
+// Runs longer than about 3 s show a progress line on stderr when stderr is a terminal. --json
+// prints one JSON object on stdout instead of the table. See README.md.
+#include <sys/resource.h>
+#include <unistd.h>
 #include <uv.h>
+#include <uvrt.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <deque>
 #include <exception>
+#include <functional>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <uvrt/uvrt.hpp>
@@ -36,14 +68,22 @@ struct work_spec {
   std::uint64_t us = 1000;  // duration of spin and sleep; unused for empty
 };
 
-enum class run_mode { direct, to_thread, both };
+// In the order they run, whatever order --mode lists them in.
+enum class mode_id { direct, to_thread, c_api, bare };
+constexpr std::array<mode_id, 4> all_modes = {mode_id::direct, mode_id::to_thread, mode_id::c_api, mode_id::bare};
+constexpr std::array<const char*, 4> mode_names = {"direct", "to_thread", "c_api", "bare"};
+
+const char* name_of(mode_id m) { return mode_names[static_cast<std::size_t>(m)]; }
 
 struct settings {
   std::uint64_t jobs = 2000;
   work_spec work;
   int threads = 0;  // 0: no preference, as uvrt::options means it
   std::uint64_t inflight = 64;
-  run_mode mode = run_mode::both;
+  std::array<bool, 4> modes = {true, true, false, false};  // indexed by mode_id
+  bool json = false;
+
+  bool runs(mode_id m) const { return modes[static_cast<std::size_t>(m)]; }
 };
 
 constexpr std::uint64_t max_jobs = 1'000'000'000;
@@ -52,18 +92,23 @@ constexpr std::uint64_t max_inflight = 1'000'000;
 constexpr std::uint64_t max_threads = 1024;  // libuv's own limit
 
 constexpr const char* usage_text =
-    "usage: uvrt-bench [--jobs N] [--work KIND] [--threads T] [--inflight W] [--mode M]\n"
+    "usage: uvrt-bench [--jobs N] [--work KIND] [--threads T] [--inflight W] [--mode LIST] [--json]\n"
     "\n"
-    "Runs N blocking calls on the event loop thread (direct) and through uvrt's to_thread,\n"
-    "and reports throughput and how late a 1 ms timer on the loop fired (loop lag).\n"
+    "Runs N blocking calls in each mode and reports throughput, each job's round trip, how late\n"
+    "a 1 ms timer on the loop fired (loop lag) and the process's peak RSS.\n"
     "\n"
     "  --jobs N       number of jobs, 1 to 1000000000 (default 2000)\n"
     "  --work KIND    empty | spin:US | sleep:US, US from 1 to 10000000 (default sleep:1000)\n"
     "  --threads T    libuv pool size, 1 to 1024 (default: UV_THREADPOOL_SIZE, else 4)\n"
-    "  --inflight W   concurrent requests: jobs in flight in to_thread mode, calls per loop\n"
+    "  --inflight W   concurrent requests: jobs in flight in the pool modes, calls per loop\n"
     "                 turn in direct mode, 1 to 1000000 (default 64)\n"
-    "  --mode M       direct | to_thread | both (default both)\n"
-    "  --help         print this and exit\n";
+    "  --mode LIST    comma-separated modes, always run in this order: direct (blocking calls\n"
+    "                 on the loop thread), to_thread (uvrt futures in a task), c_api (uvrt's\n"
+    "                 C API), bare (uv_queue_work); or all (default direct,to_thread)\n"
+    "  --json         print one JSON object instead of the table\n"
+    "  --help         print this and exit\n"
+    "\n"
+    "Peak RSS is the whole process's peak so far: for a figure per mode, run one mode per process.\n";
 
 // A command line the benchmark cannot run: main prints the message and the usage, exits 2.
 class bad_flag : public std::runtime_error {
@@ -101,24 +146,34 @@ work_spec work_flag(std::string_view value) {
   return {kind == "spin" ? work_kind::spin : work_kind::sleep, *us};
 }
 
-run_mode mode_flag(std::string_view value) {
-  if (value == "direct") return run_mode::direct;
-  if (value == "to_thread") return run_mode::to_thread;
-  if (value == "both") return run_mode::both;
-  reject("--mode", value, "direct, to_thread or both");
+// "all", or a comma-separated list of mode names; naming a mode twice runs it once.
+std::array<bool, 4> mode_flag(std::string_view value) {
+  if (value == "all") return {true, true, true, true};
+  std::array<bool, 4> modes{};
+  for (std::string_view rest = value;;) {
+    const auto comma = rest.find(',');
+    const std::string_view name = rest.substr(0, comma);
+    const auto it = std::find(mode_names.begin(), mode_names.end(), name);
+    if (it == mode_names.end())
+      reject("--mode", value, "all, or a comma-separated list of direct, to_thread, c_api and bare");
+    modes[static_cast<std::size_t>(it - mode_names.begin())] = true;
+    if (comma == std::string_view::npos) return modes;
+    rest.remove_prefix(comma + 1);
+  }
 }
 
 // `value` is nullopt when the flag ends the command line without one.
 void apply_flag(settings& s, std::string_view flag, std::optional<std::string_view> value) {
   const bool known = flag == "--jobs" || flag == "--work" || flag == "--threads" || flag == "--inflight" ||
                      flag == "--mode";
+  if (flag == "--json") throw bad_flag("--json: takes no value");
   if (!known) throw bad_flag("unknown argument \"" + std::string(flag) + "\"");
   if (!value) throw bad_flag(std::string(flag) + ": missing value");
   if (flag == "--jobs") s.jobs = count_flag(flag, *value, 1, max_jobs);
   else if (flag == "--work") s.work = work_flag(*value);
   else if (flag == "--threads") s.threads = static_cast<int>(count_flag(flag, *value, 1, max_threads));
   else if (flag == "--inflight") s.inflight = count_flag(flag, *value, 1, max_inflight);
-  else s.mode = mode_flag(*value);
+  else s.modes = mode_flag(*value);
 }
 
 // Accepts "--flag value" and "--flag=value". Returns nullopt for --help.
@@ -127,7 +182,9 @@ std::optional<settings> parse_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") return std::nullopt;
-    if (const auto eq = arg.find('='); eq != std::string_view::npos) {
+    if (arg == "--json") {
+      s.json = true;
+    } else if (const auto eq = arg.find('='); eq != std::string_view::npos) {
       apply_flag(s, arg.substr(0, eq), arg.substr(eq + 1));
     } else {
       apply_flag(s, arg, i + 1 < argc ? std::optional<std::string_view>(argv[++i]) : std::nullopt);
@@ -170,11 +227,18 @@ constexpr std::uint64_t value_of(std::uint64_t i) noexcept {
   return x;
 }
 
-// Runs jobs and checks their results, so a broken runtime cannot produce a good-looking row.
-// run() may be called on any thread; accept() only on the loop thread.
+// Runs jobs, checks their results, so a broken runtime cannot produce a good-looking row, and
+// times each job's round trip. run() may be called on any thread; the rest only on the loop thread.
 class job_ledger {
  public:
-  explicit job_ledger(work_spec work) : work_(work) {}
+  job_ledger(work_spec work, std::uint64_t jobs) : work_(work) {
+    try {
+      round_trip_ns_.resize(jobs);
+    } catch (const std::bad_alloc&) {
+      throw std::runtime_error("not enough memory to time each job's round trip (8 bytes a job, " +
+                               std::to_string(jobs * 8 / 1'000'000) + " MB): lower --jobs");
+    }
+  }
 
   std::uint64_t run(std::uint64_t i) const noexcept {
     perform(work_);
@@ -182,11 +246,17 @@ class job_ledger {
     return value_of(i);
   }
 
-  // Records the result the caller received for job `i`.
+  // Job `i` was handed to the runtime (in direct mode: became ready) at `at_ns` (uv_hrtime).
+  void submitted(std::uint64_t i, std::uint64_t at_ns) noexcept { round_trip_ns_[i] = at_ns; }
+
+  // Records the result the caller received for job `i`, and the job's round trip.
   void accept(std::uint64_t i, std::uint64_t value) noexcept {
+    round_trip_ns_[i] = uv_hrtime() - round_trip_ns_[i];
     ++accepted_;
     if (value != value_of(i)) ++wrong_;
   }
+
+  std::uint64_t accepted() const noexcept { return accepted_; }
 
   // Throws unless each of `jobs` jobs ran once and delivered its own value.
   void verify(const char* mode, std::uint64_t jobs) const {
@@ -197,11 +267,16 @@ class job_ledger {
                                " results received, " + std::to_string(wrong_) + " wrong");
   }
 
+  // Once verify() passed: every job's round trip in ns, in no particular order.
+  std::vector<std::uint64_t>& round_trips_ns() noexcept { return round_trip_ns_; }
+
  private:
   work_spec work_;
   mutable std::atomic<std::uint64_t> ran_{0};
   std::uint64_t accepted_ = 0;
   std::uint64_t wrong_ = 0;
+  // Job i's submission time until its result arrives, then its round trip.
+  std::vector<std::uint64_t> round_trip_ns_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -249,7 +324,7 @@ class lag_probe {
   }
 
   bool closed() const noexcept { return closed_; }
-  const std::vector<std::uint64_t>& lags_ns() const noexcept { return lags_; }
+  std::vector<std::uint64_t>& lags_ns() noexcept { return lags_; }
 
  private:
   static void on_tick(uv_timer_t* t) {
@@ -269,135 +344,480 @@ class lag_probe {
   bool closed_ = false;
 };
 
-struct lag_stats {
+struct distribution {
   std::size_t samples = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
 };
 
-// Nearest-rank percentiles.
-lag_stats summarize(std::vector<std::uint64_t> lags) {
-  lag_stats s;
-  s.samples = lags.size();
-  if (lags.empty()) return s;
-  std::sort(lags.begin(), lags.end());
+// Nearest-rank percentiles of durations in ns, reported in ms. Reorders `ns` (nth_element rather
+// than a sort: a million round trips would take a sort about 0.1 s).
+distribution summarize(std::vector<std::uint64_t>& ns) {
+  distribution d;
+  d.samples = ns.size();
+  if (ns.empty()) return d;
   auto at = [&](double p) {
-    const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(lags.size())));
-    return static_cast<double>(lags[std::clamp<std::size_t>(rank, 1, lags.size()) - 1]) / 1e6;
+    const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(ns.size())));
+    const auto nth = ns.begin() + static_cast<std::ptrdiff_t>(std::clamp<std::size_t>(rank, 1, ns.size()) - 1);
+    std::nth_element(ns.begin(), nth, ns.end());
+    return static_cast<double>(*nth) / 1e6;
   };
-  s.p50_ms = at(0.50);
-  s.p99_ms = at(0.99);
-  s.max_ms = static_cast<double>(lags.back()) / 1e6;
-  return s;
+  d.p50_ms = at(0.50);
+  d.p99_ms = at(0.99);
+  d.max_ms = static_cast<double>(*std::max_element(ns.begin(), ns.end())) / 1e6;
+  return d;
 }
 
 // ---------------------------------------------------------------------------------------------
-// The two modes.
+// Progress.
 
-// The anti-pattern: each loop turn, `inflight` requests are ready and each handler makes its
-// blocking call on the loop thread, back to back, as a server with that many concurrent clients
-// would. A libuv idle handle stands in for the ready requests: it runs once per loop turn.
-class direct_driver {
+constexpr std::uint64_t progress_after_ms = 3000;
+constexpr std::uint64_t progress_every_ms = 1000;
+
+// A progress line on stderr ("to_thread: 43% (430000/1000000 jobs)"), once a second from 3 s into
+// a mode, and only when stderr is a terminal, so that logs and pipes get none. It is erased when
+// the mode ends, before its row is printed. The timer is unreferenced, as the lag probe's.
+class progress_line {
  public:
-  direct_driver(uv_loop_t* loop, job_ledger& ledger, const settings& s) : ledger_(ledger), s_(s) {
-    uv_idle_init(loop, &idle_);
-    idle_.data = this;
-    uv_idle_start(&idle_, &on_idle);
+  progress_line(uv_loop_t* loop, const char* mode, const job_ledger& ledger, std::uint64_t jobs)
+      : mode_(mode), ledger_(ledger), jobs_(jobs) {
+    uv_timer_init(loop, &timer_);
+    timer_.data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
   }
-  direct_driver(const direct_driver&) = delete;
-  direct_driver& operator=(const direct_driver&) = delete;
+  progress_line(const progress_line&) = delete;
+  progress_line& operator=(const progress_line&) = delete;
+
+  void start() {
+    if (isatty(STDERR_FILENO)) uv_timer_start(&timer_, &on_tick, progress_after_ms, progress_every_ms);
+  }
+
+  // Erases the line and closes the timer; the close completes when the loop next turns.
+  void close() {
+    if (width_ > 0) std::fprintf(stderr, "\r%*s\r", width_, "");
+    uv_timer_stop(&timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
+             [](uv_handle_t* h) { static_cast<progress_line*>(h->data)->closed_ = true; });
+  }
 
   bool closed() const noexcept { return closed_; }
 
  private:
+  static void on_tick(uv_timer_t* t) {
+    auto* p = static_cast<progress_line*>(t->data);
+    const std::uint64_t done = p->ledger_.accepted();
+    const int width = std::fprintf(stderr, "\r%s: %llu%% (%llu/%llu jobs)", p->mode_,
+                                   static_cast<unsigned long long>(done * 100 / p->jobs_),
+                                   static_cast<unsigned long long>(done), static_cast<unsigned long long>(p->jobs_));
+    p->width_ = std::max(p->width_, width - 1);  // the width on screen: without the '\r'
+  }
+
+  uv_timer_t timer_;
+  const char* mode_;
+  const job_ledger& ledger_;
+  std::uint64_t jobs_;
+  int width_ = 0;
+  bool closed_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The window of jobs in flight, shared by the modes that use the pool.
+
+// Submissions per loop turn while a window fills. A slice of 1024 took a median 0.05 ms through
+// to_thread or bare libuv and 0.17 ms through the C API on 2 cores: well under the lag timer's
+// 1 ms resolution.
+constexpr std::uint64_t fill_slice = 1024;
+
+// Keeps up to --inflight jobs in flight for to_thread, c_api and bare, whatever each submits with.
+// `submit(job)` hands one job to the runtime (and throws if it cannot); the mode calls deliver()
+// with each result on the loop thread, which records it and, once the window has filled, submits
+// the next job in its place.
+//
+// Filling: open() submits the first slice, and a libuv idle handle submits one slice per loop turn
+// after that, until the window is first full (or every job is submitted). Results that arrive
+// meanwhile do not submit replacements: each turn's batch of results would then add as many
+// submissions to the next slice, the batches would grow from turn to turn, and the turns with
+// them (a million-job window turned in tens of milliseconds, not a fraction of one). The one
+// exception is the last job in flight, replaced at once, so that a mode waiting for its results in
+// order (to_thread) always has one coming. The idle handle is closed as soon as the fill ends,
+// because while it is active the loop polls without blocking, spinning on a core.
+//
+// A job that cannot be submitted, or that comes back without a result, ends the submissions: the
+// jobs in flight finish, the loop runs out of work, and check() reports the first such failure.
+class job_window {
+ public:
+  job_window(uv_loop_t* loop, const settings& s, job_ledger& ledger, std::function<void(std::uint64_t)> submit)
+      : loop_(loop), jobs_(s.jobs), width_(s.inflight), ledger_(ledger), submit_(std::move(submit)) {}
+  job_window(const job_window&) = delete;
+  job_window& operator=(const job_window&) = delete;
+
+  void open() {
+    submit_slice();
+    if (!has_room()) return;
+    uv_idle_init(loop_, &filler_);
+    filler_.data = this;
+    uv_idle_start(&filler_, [](uv_idle_t* h) { static_cast<job_window*>(h->data)->submit_slice(); });
+    filling_ = true;
+    filler_open_ = true;
+  }
+
+  // Job `job` delivered `value` on the loop thread.
+  void deliver(std::uint64_t job, std::uint64_t value) {
+    --in_flight_;
+    ledger_.accept(job, value);
+    if (has_room() && (!filling_ || in_flight_ == 0)) submit_next();
+  }
+
+  // Job `job` came back without a result.
+  void lost(std::uint64_t job, const std::string& why) {
+    --in_flight_;
+    give_up("job " + std::to_string(job) + " returned no result: " + why);
+  }
+
+  // Zero only once every job was delivered or the window gave up.
+  std::uint64_t in_flight() const noexcept { return in_flight_; }
+
+  // Once the loop ran out of work: throws the first failure, if any.
+  void check(const char* mode) const {
+    if (!error_.empty()) throw std::runtime_error(std::string(mode) + ": " + error_);
+    if (filler_open_) throw std::logic_error(std::string(mode) + ": the loop stopped while the window was filling");
+  }
+
+ private:
+  bool has_room() const noexcept { return error_.empty() && next_ < jobs_ && in_flight_ < width_; }
+
+  void submit_slice() {
+    for (std::uint64_t n = 0; n < fill_slice && has_room(); ++n) submit_next();
+  }
+
+  void submit_next() {
+    const std::uint64_t job = next_++;
+    ledger_.submitted(job, uv_hrtime());
+    try {
+      submit_(job);
+      ++in_flight_;
+    } catch (const std::exception& e) {
+      give_up("cannot submit job " + std::to_string(job) + ": " + e.what());
+    }
+    if (!has_room()) end_fill();
+  }
+
+  void give_up(std::string why) {
+    if (error_.empty()) error_ = std::move(why);
+    end_fill();
+  }
+
+  void end_fill() {
+    if (!filling_) return;
+    filling_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&filler_),
+             [](uv_handle_t* h) { static_cast<job_window*>(h->data)->filler_open_ = false; });
+  }
+
+  uv_loop_t* loop_;
+  std::uint64_t jobs_;
+  std::uint64_t width_;
+  job_ledger& ledger_;
+  std::function<void(std::uint64_t)> submit_;
+  std::uint64_t next_ = 0;  // the next job to submit
+  std::uint64_t in_flight_ = 0;
+  std::string error_;
+  uv_idle_t filler_;
+  bool filling_ = false;      // the filler is active: not yet closing
+  bool filler_open_ = false;  // the filler exists: its close callback has not run yet
+};
+
+// ---------------------------------------------------------------------------------------------
+// The four modes. Each is built before the clock starts (to_thread's ring of futures, c_api's C
+// runtime) and timed from run() on. All run on the runtime's loop.
+
+// The anti-pattern: each loop turn, `inflight` requests are ready and each handler makes its
+// blocking call on the loop thread, back to back, as a server with that many concurrent clients
+// would. A libuv idle handle stands in for the ready requests: it runs once per loop turn. A
+// request's round trip runs from the start of its turn, when it was ready, to its call's return.
+class direct_mode {
+ public:
+  direct_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s) : rt_(rt), ledger_(ledger), s_(s) {}
+  direct_mode(const direct_mode&) = delete;
+  direct_mode& operator=(const direct_mode&) = delete;
+
+  void run() {
+    uv_idle_init(rt_.loop(), &idle_);
+    idle_.data = this;
+    uv_idle_start(&idle_, &on_idle);
+    rt_.run();
+    if (!closed_) throw std::logic_error("direct: runtime::run returned before the workload finished");
+  }
+
+ private:
   static void on_idle(uv_idle_t* h) {
-    auto* d = static_cast<direct_driver*>(h->data);
+    auto* d = static_cast<direct_mode*>(h->data);
+    const std::uint64_t ready_at = uv_hrtime();
     const std::uint64_t end = std::min(d->next_ + d->s_.inflight, d->s_.jobs);
-    for (; d->next_ < end; ++d->next_) d->ledger_.accept(d->next_, d->ledger_.run(d->next_));
+    for (; d->next_ < end; ++d->next_) {
+      d->ledger_.submitted(d->next_, ready_at);
+      d->ledger_.accept(d->next_, d->ledger_.run(d->next_));
+    }
     if (d->next_ < d->s_.jobs) return;
     uv_idle_stop(h);
     uv_close(reinterpret_cast<uv_handle_t*>(h),
-             [](uv_handle_t* c) { static_cast<direct_driver*>(c->data)->closed_ = true; });
+             [](uv_handle_t* c) { static_cast<direct_mode*>(c->data)->closed_ = true; });
   }
 
-  uv_idle_t idle_;
+  uvrt::runtime& rt_;
   job_ledger& ledger_;
   const settings& s_;
+  uv_idle_t idle_;
   std::uint64_t next_ = 0;
   bool closed_ = false;
 };
 
-void run_direct(uvrt::runtime& rt, job_ledger& ledger, const settings& s) {
-  direct_driver driver(rt.loop(), ledger, s);
-  rt.run();
-  if (!driver.closed()) throw std::logic_error("direct: runtime::run returned before the workload finished");
-}
+// The fix: runtime::to_thread, its futures in a ring in submission order, awaited oldest first by
+// a task under runtime::block_on. libuv's pool is FIFO, so the oldest is among the next to finish.
+// Job j lives in ring[j % size]; the window submits job j + size only after job j was delivered.
+class to_thread_mode {
+ public:
+  to_thread_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s)
+      : rt_(rt),
+        ledger_(ledger),
+        ring_(std::min(s.inflight, s.jobs)),
+        window_(rt.loop(), s, ledger, [this](std::uint64_t job) {
+          ring_[job % ring_.size()] = rt_.to_thread(&job_ledger::run, &ledger_, job);
+        }) {}
+  to_thread_mode(const to_thread_mode&) = delete;
+  to_thread_mode& operator=(const to_thread_mode&) = delete;
 
-// The fix: keeps `inflight` jobs on the pool. It awaits the oldest job, checks its result and
-// submits the next job in its place; libuv's pool is FIFO, so the oldest is among the next to
-// finish. The references stay valid because block_on runs the task to completion.
-uvrt::task<> windowed(uvrt::runtime& rt, job_ledger& ledger, const settings& s) {
-  std::vector<uvrt::future<std::uint64_t>> window(std::min(s.inflight, s.jobs));
-  std::uint64_t submitted = 0;
-  for (auto& slot : window) slot = rt.to_thread(&job_ledger::run, &ledger, submitted++);
-  for (std::uint64_t done = 0; done < s.jobs; ++done) {
-    auto& slot = window[done % window.size()];
-    ledger.accept(done, co_await slot);
-    if (submitted < s.jobs) slot = rt.to_thread(&job_ledger::run, &ledger, submitted++);
+  void run() {
+    window_.open();
+    rt_.block_on(await_in_order());
+    window_.check("to_thread");
   }
-}
 
-void run_to_thread(uvrt::runtime& rt, job_ledger& ledger, const settings& s) {
-  rt.block_on(windowed(rt, ledger, s));
-}
+ private:
+  // `this` stays valid: block_on runs the task to completion.
+  uvrt::task<> await_in_order() {
+    for (std::uint64_t job = 0; window_.in_flight() > 0; ++job) {
+      const std::uint64_t value = co_await ring_[job % ring_.size()];
+      window_.deliver(job, value);
+    }
+  }
 
-struct mode_result {
-  const char* name;
-  std::uint64_t jobs;
-  double wall_s;
-  lag_stats lag;
+  uvrt::runtime& rt_;
+  job_ledger& ledger_;
+  std::vector<uvrt::future<std::uint64_t>> ring_;
+  job_window window_;
 };
 
-// Runs one mode with the lag probe covering all of it, then closes the probe and turns the loop
-// until its close callback ran, also when the mode failed: the timer must not outlive the probe.
+// The same through the C API, on a C runtime embedded in the same loop, so that the lag probe,
+// the pool and the harness are the ones the C++ modes get (a runtime on a loop of its own would
+// need the probe moved to that loop, and nothing would differ but the bookkeeping). Jobs are fire
+// and forget (no handle); each done callback submits the next job. The 64-bit value travels in
+// the `void*` result; `arg` points at a context (the mode and the job's index), as a C application
+// keeps its per-request state. Contexts are reused through a free list and made only when none is
+// free, so that they grow with the jobs actually in flight (24 bytes each with their free-list
+// entry), not with --inflight.
+class c_api_mode {
+  static_assert(sizeof(void*) >= sizeof(std::uint64_t), "the result is packed into a pointer");
+
+ public:
+  c_api_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s)
+      : ledger_(ledger), window_(rt.loop(), s, ledger, [this](std::uint64_t job) { submit(job); }) {
+    // Default options: the pool the C++ runtime started, whatever its size.
+    if (const int rc = uvrt_runtime_create_on_loop(&rt_, rt.loop(), nullptr); rc != 0)
+      throw std::runtime_error(std::string("c_api: uvrt_runtime_create_on_loop: ") + uvrt_strerror(rc));
+  }
+  ~c_api_mode() { uvrt_runtime_destroy(rt_); }
+  c_api_mode(const c_api_mode&) = delete;
+  c_api_mode& operator=(const c_api_mode&) = delete;
+
+  void run() {
+    window_.open();
+    if (const int rc = uvrt_runtime_run(rt_); rc != 0)
+      throw std::runtime_error(std::string("c_api: uvrt_runtime_run: ") + uvrt_strerror(rc));
+    window_.check("c_api");
+  }
+
+ private:
+  struct context {
+    c_api_mode* mode;
+    std::uint64_t job;
+  };
+
+  void submit(std::uint64_t job) {
+    if (free_.empty()) free_.push_back(&contexts_.emplace_back());
+    context* c = free_.back();
+    *c = {this, job};
+    if (const int rc = uvrt_job_submit(rt_, nullptr, &work, &done, c); rc != 0)
+      throw std::runtime_error(std::string("uvrt_job_submit: ") + uvrt_strerror(rc));
+    free_.pop_back();
+  }
+
+  static int work(uvrt_job_t*, void* arg, void** result) {
+    const auto* c = static_cast<const context*>(arg);
+    *result = reinterpret_cast<void*>(static_cast<std::uintptr_t>(c->mode->ledger_.run(c->job)));
+    return 0;
+  }
+
+  static void done(uvrt_job_t*, int status, void* result, void* arg) {
+    auto* c = static_cast<context*>(arg);
+    c_api_mode* m = c->mode;
+    const std::uint64_t job = c->job;
+    m->free_.push_back(c);  // first, so that the replacement can take it
+    if (status != 0) m->window_.lost(job, uvrt_strerror(status));
+    else m->window_.deliver(job, reinterpret_cast<std::uintptr_t>(result));
+  }
+
+  job_ledger& ledger_;
+  std::deque<context> contexts_;  // a deque: growing it leaves the contexts in flight where they are
+  std::vector<context*> free_;
+  uvrt_runtime_t* rt_ = nullptr;
+  job_window window_;
+};
+
+// The floor: uv_queue_work on the same loop, one malloc'd request per job carrying its index and
+// result (bench/peers/bare_uv.c's layout, with the mode in the request's own `data` field), and
+// the next job submitted from the after-work callback.
+class bare_mode {
+ public:
+  bare_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s)
+      : loop_(rt.loop()), ledger_(ledger), window_(loop_, s, ledger, [this](std::uint64_t job) { submit(job); }) {}
+  bare_mode(const bare_mode&) = delete;
+  bare_mode& operator=(const bare_mode&) = delete;
+
+  void run() {
+    window_.open();
+    uv_run(loop_, UV_RUN_DEFAULT);
+    window_.check("bare");
+  }
+
+ private:
+  struct request {
+    uv_work_t req;  // first, so that the request's address is the uv_work_t's
+    std::uint64_t job;
+    std::uint64_t value;
+  };
+  static_assert(std::is_standard_layout_v<request>);
+
+  void submit(std::uint64_t job) {
+    auto* r = static_cast<request*>(std::malloc(sizeof(request)));
+    if (!r) throw std::bad_alloc();
+    r->req.data = this;
+    r->job = job;
+    if (const int rc = uv_queue_work(loop_, &r->req, &work, &after_work); rc != 0) {
+      std::free(r);
+      throw std::runtime_error(std::string("uv_queue_work: ") + uv_strerror(rc));
+    }
+  }
+
+  static void work(uv_work_t* req) {
+    auto* r = reinterpret_cast<request*>(req);
+    r->value = static_cast<bare_mode*>(req->data)->ledger_.run(r->job);
+  }
+
+  static void after_work(uv_work_t* req, int status) {
+    auto* r = reinterpret_cast<request*>(req);
+    auto* m = static_cast<bare_mode*>(req->data);
+    const std::uint64_t job = r->job;
+    const std::uint64_t value = r->value;
+    std::free(r);  // first, so that the replacement can reuse the memory
+    if (status != 0) m->window_.lost(job, uv_strerror(status));
+    else m->window_.deliver(job, value);
+  }
+
+  uv_loop_t* loop_;
+  job_ledger& ledger_;
+  job_window window_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Measuring one mode.
+
+struct mode_result {
+  mode_id mode;
+  std::uint64_t jobs;
+  double wall_s;
+  distribution round_trip;
+  distribution lag;
+  long peak_rss_kb;
+};
+
+// The process's peak resident set so far, in KB (Linux reports ru_maxrss in KB).
+long peak_rss_kb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+// Builds the mode, then runs it with the lag probe and the progress line covering all of it. They
+// are closed after the mode, also when it failed, and the loop turns until their close callbacks
+// ran: the timers must not outlive them.
 template <class Mode>
-mode_result measure(uvrt::runtime& rt, const char* name, const settings& s, Mode mode) {
-  job_ledger ledger(s.work);
+mode_result measure(uvrt::runtime& rt, mode_id id, const settings& s) {
+  const char* name = name_of(id);
+  job_ledger ledger(s.work, s.jobs);
+  Mode mode(rt, ledger, s);
   lag_probe probe(rt.loop());
+  progress_line progress(rt.loop(), name, ledger, s.jobs);
+  auto stop_watching = [&] {
+    probe.close();
+    progress.close();
+    rt.run();
+  };
   probe.start();
+  progress.start();
   const std::uint64_t start = uv_hrtime();
   try {
-    mode(rt, ledger, s);
+    mode.run();
   } catch (...) {
-    probe.close();
-    rt.run();
+    stop_watching();
     throw;
   }
   const std::uint64_t wall_ns = uv_hrtime() - start;
-  probe.close();
-  rt.run();
-  if (!probe.closed()) throw std::logic_error(std::string(name) + ": the lag timer's close callback never ran");
+  stop_watching();
+  if (!probe.closed() || !progress.closed())
+    throw std::logic_error(std::string(name) + ": a timer's close callback never ran");
   ledger.verify(name, s.jobs);
-  return {name, s.jobs, static_cast<double>(wall_ns) / 1e9, summarize(probe.lags_ns())};
+  return {id,
+          s.jobs,
+          static_cast<double>(wall_ns) / 1e9,
+          summarize(ledger.round_trips_ns()),
+          summarize(probe.lags_ns()),
+          peak_rss_kb()};
+}
+
+mode_result measure(uvrt::runtime& rt, mode_id m, const settings& s) {
+  switch (m) {
+    case mode_id::direct: return measure<direct_mode>(rt, m, s);
+    case mode_id::to_thread: return measure<to_thread_mode>(rt, m, s);
+    case mode_id::c_api: return measure<c_api_mode>(rt, m, s);
+    case mode_id::bare: return measure<bare_mode>(rt, m, s);
+  }
+  throw std::logic_error("unknown mode");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Report.
 
-void print_header(const settings& s, int pool) {
-  std::printf("uvrt-bench: blocking calls on the loop thread vs uvrt::runtime::to_thread\n");
-  std::printf("libuv %s, pool %d threads, work %s, jobs %llu, in flight %llu, lag timer every 1 ms\n\n",
-              uv_version_string(), pool, describe(s.work).c_str(), static_cast<unsigned long long>(s.jobs),
-              static_cast<unsigned long long>(s.inflight));
-  std::printf("%-10s %10s %9s %11s %11s %11s %11s %7s\n", "mode", "jobs", "wall s", "jobs/s", "lag p50 ms",
-              "lag p99 ms", "lag max ms", "ticks");
+struct machine {
+  int pool_threads;
+  unsigned cores;  // std::thread::hardware_concurrency; 0 if unknown
+};
+
+void print_header(const settings& s, const machine& m) {
+  std::printf("uvrt-bench: blocking calls on the loop thread, through uvrt and through bare libuv\n");
+  std::printf("libuv %s, pool %d threads, %u cores, work %s, jobs %llu, in flight %llu, lag timer every 1 ms\n\n",
+              uv_version_string(), m.pool_threads, m.cores, describe(s.work).c_str(),
+              static_cast<unsigned long long>(s.jobs), static_cast<unsigned long long>(s.inflight));
+  std::printf("%-10s %10s %9s %11s %11s %11s %11s %11s %11s %7s %12s\n", "mode", "jobs", "wall s", "jobs/s",
+              "rtt p50 ms", "rtt p99 ms", "lag p50 ms", "lag p99 ms", "lag max ms", "ticks", "peak RSS KB");
 }
 
 void print_row(const mode_result& r) {
-  std::printf("%-10s %10llu %9.3f %11.0f ", r.name, static_cast<unsigned long long>(r.jobs), r.wall_s,
-              static_cast<double>(r.jobs) / r.wall_s);
+  std::printf("%-10s %10llu %9.3f %11.0f %11.3f %11.3f ", name_of(r.mode), static_cast<unsigned long long>(r.jobs), r.wall_s,
+              static_cast<double>(r.jobs) / r.wall_s, r.round_trip.p50_ms, r.round_trip.p99_ms);
   // A run shorter than one tick has no lag to report; zeros would claim a perfect loop.
-  if (r.lag.samples == 0) std::printf("%11s %11s %11s %7zu\n", "-", "-", "-", r.lag.samples);
-  else std::printf("%11.3f %11.3f %11.3f %7zu\n", r.lag.p50_ms, r.lag.p99_ms, r.lag.max_ms, r.lag.samples);
+  if (r.lag.samples == 0) std::printf("%11s %11s %11s %7zu", "-", "-", "-", r.lag.samples);
+  else std::printf("%11.3f %11.3f %11.3f %7zu", r.lag.p50_ms, r.lag.p99_ms, r.lag.max_ms, r.lag.samples);
+  std::printf(" %12ld\n", r.peak_rss_kb);
   std::fflush(stdout);
 }
 
@@ -419,19 +839,70 @@ void print_conclusion(const mode_result& direct, const mode_result& threaded) {
   }
 }
 
-int run(const settings& s) {
-  uvrt::runtime rt(uvrt::options{.threadpool_size = s.threads});
-  print_header(s, uvrt::threadpool_size());
-  std::optional<mode_result> direct, threaded;
-  if (s.mode != run_mode::to_thread) {
-    direct = measure(rt, "direct", s, run_direct);
-    print_row(*direct);
-  }
-  if (s.mode != run_mode::direct) {
-    threaded = measure(rt, "to_thread", s, run_to_thread);
-    print_row(*threaded);
+void print_footer(const std::vector<mode_result>& results) {
+  if (results.size() > 1)
+    std::printf("\npeak RSS is the process's peak so far, so each row includes the rows above; run one mode per "
+                "process to compare memory\n");
+  const mode_result* direct = nullptr;
+  const mode_result* threaded = nullptr;
+  for (const mode_result& r : results) {
+    if (r.mode == mode_id::direct) direct = &r;
+    if (r.mode == mode_id::to_thread) threaded = &r;
   }
   if (direct && threaded) print_conclusion(*direct, *threaded);
+}
+
+// A lag percentile, or null when the timer never fired (a zero would claim a perfect loop).
+void print_json_lag(const char* key, const distribution& lag, double value) {
+  if (lag.samples == 0) std::printf(", \"%s\": null", key);
+  else std::printf(", \"%s\": %.4f", key, value);
+}
+
+// One object, keys as README.md lists them. The strings printed are mode names, a work spec and
+// libuv's version, none of which needs escaping.
+void print_json(const settings& s, const machine& m, const std::vector<mode_result>& results) {
+  std::printf("{\n  \"settings\": {\"jobs\": %llu, \"work\": \"%s\", \"threads\": ",
+              static_cast<unsigned long long>(s.jobs), describe(s.work).c_str());
+  if (s.threads == 0) std::printf("null");
+  else std::printf("%d", s.threads);
+  std::printf(", \"inflight\": %llu, \"modes\": [", static_cast<unsigned long long>(s.inflight));
+  const char* separator = "";
+  for (mode_id id : all_modes) {
+    if (!s.runs(id)) continue;
+    std::printf("%s\"%s\"", separator, name_of(id));
+    separator = ", ";
+  }
+  std::printf("]},\n  \"machine\": {\"libuv\": \"%s\", \"pool_threads\": %d, \"cores\": ", uv_version_string(),
+              m.pool_threads);
+  if (m.cores == 0) std::printf("null");
+  else std::printf("%u", m.cores);
+  std::printf("},\n  \"modes\": {");
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const mode_result& r = results[i];
+    std::printf("%s\n    \"%s\": {\"jobs\": %llu, \"wall_s\": %.6f, \"jobs_per_s\": %.1f, \"latency_p50_ms\": %.4f, "
+                "\"latency_p99_ms\": %.4f",
+                i ? "," : "", name_of(r.mode), static_cast<unsigned long long>(r.jobs), r.wall_s,
+                static_cast<double>(r.jobs) / r.wall_s, r.round_trip.p50_ms, r.round_trip.p99_ms);
+    print_json_lag("lag_p50_ms", r.lag, r.lag.p50_ms);
+    print_json_lag("lag_p99_ms", r.lag, r.lag.p99_ms);
+    print_json_lag("lag_max_ms", r.lag, r.lag.max_ms);
+    std::printf(", \"lag_samples\": %zu, \"peak_rss_kb\": %ld}", r.lag.samples, r.peak_rss_kb);
+  }
+  std::printf("\n  }\n}\n");
+}
+
+int run(const settings& s) {
+  uvrt::runtime rt(uvrt::options{.threadpool_size = s.threads});
+  const machine m{uvrt::threadpool_size(), std::thread::hardware_concurrency()};
+  if (!s.json) print_header(s, m);
+  std::vector<mode_result> results;
+  for (mode_id id : all_modes) {
+    if (!s.runs(id)) continue;
+    results.push_back(measure(rt, id, s));
+    if (!s.json) print_row(results.back());
+  }
+  if (s.json) print_json(s, m, results);
+  else print_footer(results);
   return 0;
 }
 
