@@ -5,8 +5,8 @@
 // int) outside its fastest bins, so keeping a few freed blocks per size on the thread that freed
 // them and handing them out again saves most of the allocator's cost per job.
 //
-// The cache holds at most `per_class` blocks of each size class (a multiple of 16 bytes, up to
-// 512), so a burst of a million jobs does not leave a million blocks cached: past the cap,
+// The cache holds at most `per_class` blocks of each size class (see block_class; up to 504
+// bytes), so a burst of a million jobs does not leave a million blocks cached: past the cap,
 // blocks go back to ::operator delete. A thread's cache is freed when the thread exits. Blocks
 // may be freed on a thread other than the one that allocated them; they then join that thread's
 // cache. Under AddressSanitizer the cache is off, so that a use after free is still reported.
@@ -30,8 +30,7 @@ namespace uvrt::detail {
 
 namespace {
 
-constexpr std::size_t granule = 16;
-constexpr std::size_t classes = 32;     // sizes 16..512
+constexpr std::size_t classes = 32;     // sizes up to 504
 constexpr unsigned per_class = 64;
 
 struct free_block_node {
@@ -65,26 +64,23 @@ struct block_reaper {
 
 thread_local block_reaper reaper;
 
-// 0 for a size the caller does not know (see job_core::granules); such blocks are never cached.
-std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / granule; }
-
 }  // namespace
 
 void* allocate_block(std::size_t size) {
-  const std::size_t c = class_of(size);
+  const std::size_t c = block_class(size);
   if (UVRT_BLOCK_CACHE && c <= classes) {
     if (free_block_node* n = cache.heads[c]) {
       cache.heads[c] = n->next;
       --cache.counts[c];
       return n;
     }
-    return ::operator new(c * granule);
+    return ::operator new(block_class_size(c));
   }
   return ::operator new(size);
 }
 
 void free_block(void* p, std::size_t size) noexcept {
-  const std::size_t c = class_of(size);
+  const std::size_t c = block_class(size);
   if (UVRT_BLOCK_CACHE && c >= 1 && c <= classes && cache.counts[c] < per_class && !cache.closed) {
     if (!cache.reaper_armed) {
       cache.reaper_armed = true;

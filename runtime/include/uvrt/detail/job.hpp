@@ -72,7 +72,7 @@ struct job_core {
   std::atomic<job_state> state;
   job_state outcome;  // what the worker produced: value or error (cancelled if never run)
   std::uint8_t flags;
-  std::uint8_t granules;  // the block's size in 16-byte units, for free_block; 0 if over 4080 bytes
+  std::uint8_t size_class;  // block_class of the block's size, for free_block
 };
 
 static_assert(std::is_standard_layout_v<job_core>, "&job_core::req must be the block's address");
@@ -122,8 +122,13 @@ void destroy_outcome(job_core* j, job_state s) noexcept {
   }
 }
 
-// Job blocks come from a small per-thread cache in front of ::operator new (see blocks.cpp);
-// free_block takes the size allocate_block was given, or 0 if unknown.
+// Job blocks come from a small per-thread cache in front of ::operator new (see blocks.cpp),
+// kept by size class: class c holds blocks of up to 16c - 8 bytes, what fits in glibc's 16c-byte
+// chunks after their header, so caching costs no memory over plain ::operator new. Class 0: not
+// cached (a size over 4072 bytes, or unknown). free_block takes the size allocate_block was
+// given, or any size of the same class.
+constexpr std::size_t block_class(std::size_t size) noexcept { return size == 0 || size > 4072 ? 0 : (size + 23) / 16; }
+constexpr std::size_t block_class_size(std::size_t c) noexcept { return c == 0 ? 0 : 16 * c - 8; }
 UVRT_EXTERN void* allocate_block(std::size_t size);
 UVRT_EXTERN void free_block(void* p, std::size_t size) noexcept;
 
@@ -134,7 +139,7 @@ void release(job_core* j) noexcept {
   // An abandoned job's outcome was destroyed when it arrived, and its state says cancelled.
   destroy_outcome<R>(j, j->state.load(std::memory_order_relaxed));
   if (j->flags & flag_stop_source) stop_source_of(j)->~stop_source();
-  free_block(j, std::size_t{j->granules} * 16);
+  free_block(j, block_class_size(j->size_class));
 }
 
 // The callable and its arguments, decay-copied at submission as std::thread does, and invoked
@@ -266,7 +271,7 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
   j->state.store(job_state::pending, std::memory_order_relaxed);
   j->outcome = job_state::pending;
   j->flags = stop ? flag_stop_source : 0;
-  j->granules = tail <= 4080 ? static_cast<std::uint8_t>((tail + 15) / 16) : 0;
+  j->size_class = static_cast<std::uint8_t>(block_class(tail));
   j->refs.store(2, std::memory_order_relaxed);  // the future and libuv
   try {
     ::new (static_cast<void*>(slot<Call>(j))) Call{std::forward<F>(f), {std::forward<Args>(args)...}};
