@@ -109,10 +109,13 @@ bool core::arrive(job_core* j) noexcept {
   }
   if (!backlog_head && slice_has_room()) return true;
   j->next = nullptr;
-  if (backlog_tail) backlog_tail->next = j;
-  else backlog_head = j;
+  if (backlog_tail) {
+    backlog_tail->next = j;
+  } else {
+    backlog_head = j;
+    uv_idle_start(&spinner, [](uv_idle_t*) {});
+  }
   backlog_tail = j;
-  uv_idle_start(&spinner, [](uv_idle_t*) {});
   return false;
 }
 

@@ -10,16 +10,21 @@ namespace uvrt {
 
 runtime::runtime() : runtime(options{}) {}
 
-runtime::runtime(options opts) : core_(nullptr) {
-  detail::start_threadpool(opts.threadpool_size);
-  core_ = new detail::core(nullptr);
-}
+runtime::runtime(options opts) : core_(detail::open_core(nullptr, opts.threadpool_size)) {}
 
 runtime::runtime(uv_loop_t* loop, options opts) : core_(nullptr) {
   if (!loop) throw std::invalid_argument("uvrt::runtime: the loop is null");
-  detail::start_threadpool(opts.threadpool_size);
-  core_ = new detail::core(loop);
+  core_ = detail::open_core(loop, opts.threadpool_size);
 }
+
+namespace detail {
+
+core* open_core(uv_loop_t* app_loop, int threadpool_size) {
+  start_threadpool(threadpool_size);
+  return new core(app_loop);
+}
+
+}  // namespace detail
 
 runtime::~runtime() { delete core_; }
 

@@ -7,8 +7,8 @@
 //
 // Invariants:
 //   - `job` (the C++ job) is held, with the reference a future would hold, until the job
-//     settles; then `settled` is true and `job` and `runtime` are null. Only the loop thread
-//     touches either.
+//     settles; then `job` and `runtime` are null, which is what "settled" means here. Only the
+//     loop thread touches either.
 //   - A uvrt_job_t has one or two holders: uvrt until the done callback has returned, and the
 //     application until uvrt_job_release if it asked for the handle. The last one frees it.
 //   - The message is written only by the work function while it runs (checked through `worker`)
@@ -43,11 +43,12 @@ struct uvrt_job_s : uvrt::detail::continuation {
   uvrt_done_cb done;
   void* arg;
   int holders;
-  bool settled = false;
   bool stopping = false;  // stop_all's note between its two passes
   std::atomic<bool> stop_requested{false};
   std::atomic<std::thread::id> worker{};  // the thread running `work`, while it runs
   std::string message;
+
+  bool settled() const noexcept { return job == nullptr; }
   const char* message_text = nullptr;  // what uvrt_job_message returns once settled
 };
 

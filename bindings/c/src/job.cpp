@@ -82,7 +82,6 @@ void settle(uvrt::detail::continuation* self) noexcept {
     out.status = UVRT_EEXCEPTION;
     uvrt::c_api::set_message(job, "an exception not derived from std::exception");
   }
-  job->settled = true;
   unlink(job);
   job->runtime = nullptr;
   if (job->done) {
@@ -148,7 +147,7 @@ int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work
 int uvrt_job_cancel(uvrt_job_t* job) {
   if (!job) return UVRT_EINVAL;
   if (!on_owner_thread(job)) return UVRT_ETHREAD;
-  if (job->settled) return UVRT_EALREADY;
+  if (job->settled()) return UVRT_EALREADY;
   try {
     switch (uvrt::detail::cancel(job->job, uvrt::cancel_mode::wait, &uvrt::detail::release<outcome>)) {
       case uvrt::cancel_result::not_started:
@@ -177,7 +176,7 @@ int uvrt_job_fail(uvrt_job_t* job, int code, const char* message) {
 }
 
 const char* uvrt_job_message(const uvrt_job_t* job) {
-  if (!job || !on_owner_thread(job) || !job->settled) return nullptr;
+  if (!job || !on_owner_thread(job) || !job->settled()) return nullptr;
   return job->message_text;
 }
 

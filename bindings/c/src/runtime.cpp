@@ -1,5 +1,6 @@
 // uvrt_runtime_*: creating, running and destroying a runtime from C. Each call checks its
 // arguments and its thread first, so that the C++ core below only ever sees valid use.
+#include <memory>
 #include <new>
 #include <thread>
 
@@ -11,15 +12,9 @@ namespace {
 int create(uvrt_runtime_t** runtime, uv_loop_t* loop, const uvrt_options_t* options) noexcept {
   if (!runtime) return UVRT_EINVAL;
   try {
-    uvrt::detail::start_threadpool(options ? options->threadpool_size : 0);
-    auto* rt = new uvrt_runtime_s{nullptr};
-    try {
-      rt->core = new uvrt::detail::core(loop);
-    } catch (...) {
-      delete rt;
-      throw;
-    }
-    *runtime = rt;
+    auto rt = std::make_unique<uvrt_runtime_s>();
+    rt->core = uvrt::detail::open_core(loop, options ? options->threadpool_size : 0);
+    *runtime = rt.release();
     return 0;
   } catch (...) {
     return uvrt::c_api::error_of_current_exception();
