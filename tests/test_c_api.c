@@ -34,7 +34,7 @@
 #include <cmocka.h>
 
 enum {
-  EXTRA_CALLS = 16,  /* calls per fixture beyond one per pool thread */
+  EXTRA_CALLS = 3016, /* calls per fixture beyond one per pool thread */
   WAIT_SECONDS = 30, /* how long the test thread waits for workers before it reports a failure */
 };
 
@@ -558,7 +558,8 @@ static void handles_stay_valid_after_their_runtime_is_destroyed(void** state) {
 /* ------------------------------------------------------------------------------------------- */
 /* Teardown and re-entrancy */
 
-/* Destroy with every pool thread busy and jobs queued behind them: queued jobs never run and get
+/* Destroy with every pool thread busy and jobs queued behind them, more than the 1024 a runtime
+ * hands to libuv, so that some wait in libuv's queue and the rest in the runtime's: queued jobs never run and get
  * UVRT_ECANCELED; running ones see a stop request, are waited for and get their own status and
  * result; every done has run exactly once when destroy returns 0. A done callback that runs
  * during the teardown cannot submit (UVRT_ECLOSING, nothing written), destroy or run (UVRT_EBUSY).
@@ -566,7 +567,7 @@ static void handles_stay_valid_after_their_runtime_is_destroyed(void** state) {
 static void destroy_with_work_in_flight_settles_every_job_exactly_once(void** state) {
   struct fixture* fx = fixture_with_runtime(state);
   struct call* running = fill_pool(fx);
-  enum { QUEUED = 3 };
+  enum { QUEUED = 3000 };
   struct call* queued[QUEUED];
   for (int i = 0; i < QUEUED; ++i) {
     queued[i] = new_call(fx, fx->rt);

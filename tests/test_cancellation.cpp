@@ -516,9 +516,14 @@ static void abandoning_jobs_that_stop_at_once_disposes_of_every_late_result(void
   assert_int_equal(tracked::live(), 0);
 }
 
+// More jobs than any runtime hands to libuv at once (1024, or four per pool thread): submitted
+// after this many, a job waits in the runtime's own queue instead of libuv's.
+constexpr int beyond_libuv = 5000;
+
 // Cancelling a queued job never resumes its waiting coroutine inside cancel(): in either mode the
-// coroutine is resumed later, by the loop, with cancelled_error.
-static void check_queued_cancel_resumes_later(uvrt::cancel_mode mode) {
+// coroutine is resumed later, by the loop, with cancelled_error. `ahead` jobs are queued before
+// it, so that it waits in libuv's queue (0) or in the runtime's (beyond_libuv).
+static void check_queued_cancel_resumes_later(uvrt::cancel_mode mode, int ahead = 0) {
   pool_blocker busy;
   std::atomic<int> runs{0};
   bool resumed = false;
@@ -527,6 +532,8 @@ static void check_queued_cancel_resumes_later(uvrt::cancel_mode mode) {
   uvrt::runtime rt;
   busy.fill(rt);
 
+  std::vector<uvrt::future<int>> others;
+  for (int i = 0; i < ahead; ++i) others.push_back(rt.to_thread([i] { return i; }));
   auto f = rt.to_thread([&runs] { return ++runs; });
   auto waiter = [&]() -> uvrt::task<std::string> {
     // Posted, so the cancel runs from the loop while this coroutine is suspended on f.
@@ -547,6 +554,7 @@ static void check_queued_cancel_resumes_later(uvrt::cancel_mode mode) {
   assert_true(resumed);
   assert_string_equal(awaited.c_str(), "cancelled");
   assert_int_equal(runs.load(), 0);
+  for (int i = 0; i < ahead; ++i) assert_int_equal(others[static_cast<std::size_t>(i)].get(), i);
 }
 
 static void cancel_of_a_queued_job_resumes_the_awaiter_later_from_the_loop(void**) {
@@ -555,6 +563,49 @@ static void cancel_of_a_queued_job_resumes_the_awaiter_later_from_the_loop(void*
 
 static void abandon_of_a_queued_job_resumes_the_awaiter_later_from_the_loop(void**) {
   check_queued_cancel_resumes_later(uvrt::cancel_mode::abandon);
+}
+
+static void cancel_of_a_job_in_the_runtimes_queue_resumes_the_awaiter_later(void**) {
+  check_queued_cancel_resumes_later(uvrt::cancel_mode::wait, beyond_libuv);
+}
+
+static void abandon_of_a_job_in_the_runtimes_queue_resumes_the_awaiter_later(void**) {
+  check_queued_cancel_resumes_later(uvrt::cancel_mode::abandon, beyond_libuv);
+}
+
+// Jobs cancelled in either queue, libuv's or the runtime's, never run and settle once as
+// cancelled; the jobs between them run, each once, and keep their values.
+static void cancel_reaches_jobs_in_both_queues(void**) {
+  pool_blocker busy;
+  uvrt::runtime rt;
+  busy.fill(rt);
+  std::vector<std::atomic<int>> runs(beyond_libuv);
+  std::vector<uvrt::future<int>> futures;
+  for (int i = 0; i < beyond_libuv; ++i) {
+    futures.push_back(rt.to_thread([&runs, i] {
+      runs[static_cast<std::size_t>(i)].fetch_add(1);
+      return i;
+    }));
+  }
+  std::vector<int> refused;
+  for (int i = 0; i < beyond_libuv; i += 3) {
+    if (futures[static_cast<std::size_t>(i)].cancel() != uvrt::cancel_result::not_started) refused.push_back(i);
+  }
+  busy.open();
+  rt.run();
+
+  assert_int_equal(refused.size(), 0);
+  for (int i = 0; i < beyond_libuv; ++i) {
+    auto& f = futures[static_cast<std::size_t>(i)];
+    const int ran = runs[static_cast<std::size_t>(i)].load();
+    if (i % 3 == 0) {
+      assert_int_equal(ran, 0);
+      assert_string_equal(outcome_of([&] { (void)f.get(); }).c_str(), "cancelled");
+    } else {
+      assert_int_equal(ran, 1);
+      assert_int_equal(f.get(), i);
+    }
+  }
 }
 
 int main() {
@@ -576,6 +627,9 @@ int main() {
       cmocka_unit_test(abandoning_jobs_that_stop_at_once_disposes_of_every_late_result),
       cmocka_unit_test(cancel_of_a_queued_job_resumes_the_awaiter_later_from_the_loop),
       cmocka_unit_test(abandon_of_a_queued_job_resumes_the_awaiter_later_from_the_loop),
+      cmocka_unit_test(cancel_of_a_job_in_the_runtimes_queue_resumes_the_awaiter_later),
+      cmocka_unit_test(abandon_of_a_job_in_the_runtimes_queue_resumes_the_awaiter_later),
+      cmocka_unit_test(cancel_reaches_jobs_in_both_queues),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -34,7 +34,8 @@ using test::wait_for_stop;
 // the running ones (they settle with their own values); the futures outlive the runtime.
 static void teardown_cancels_queued_jobs_and_waits_for_running_ones(void**) {
   const int n = uvrt::threadpool_size();
-  // Many queued jobs: if teardown released the running jobs before it had cancelled every queued
+  // Many queued jobs, in libuv's queue and (past the 1024 a runtime hands to libuv) in the
+  // runtime's own: if teardown released the running jobs before it had cancelled every queued
   // one, the freed workers would very likely start some of them while it was still cancelling.
   const int m = 20000;
   std::latch started{n};

@@ -43,7 +43,13 @@ void fatal(const char* message) noexcept {
   std::abort();
 }
 
-core::core(uv_loop_t* app_loop) : loop(app_loop ? app_loop : &own_loop_), owns_loop(app_loop == nullptr) {
+core::core(uv_loop_t* app_loop, int pool_size)
+    : loop(app_loop ? app_loop : &own_loop_),
+      owns_loop(app_loop == nullptr),
+      carrier_count(carriers_for(pool_size)),
+      // Not value-initialised: a carrier's fields are set when it is first handed out, so the
+      // pages of carriers a runtime never uses are never touched.
+      carriers(new carrier[static_cast<std::size_t>(carrier_count)]) {
   if (owns_loop) {
     if (int rc = uv_loop_init(&own_loop_); rc != 0)
       throw std::runtime_error(std::string("uvrt::runtime: uv_loop_init failed: ") + uv_strerror(rc));
@@ -84,30 +90,101 @@ void core::close_handles() noexcept {
   while (open_handles > 0) uv_run(loop, UV_RUN_NOWAIT);
 }
 
-void core::link(job_core* j) noexcept {
-  j->prev = nullptr;
-  j->next = jobs;
-  if (jobs) jobs->prev = j;
-  jobs = j;
-  ++in_flight;
+namespace {
+
+void carrier_work(uv_work_t* req) {
+  job_core* j = reinterpret_cast<carrier*>(req)->job;
+  j->vt->run(j);
 }
 
-void core::unlink(job_core* j) noexcept {
+void carrier_after_work(uv_work_t* req, int status) {
+  static_cast<core*>(req->data)->on_carrier_done(reinterpret_cast<carrier*>(req), status);
+}
+
+}  // namespace
+
+void core::carry(carrier* k, job_core* j) noexcept {
+  k->job = j;
+  j->held_by = k;
+  ++busy;
+  // uv_queue_work fails only for a null work callback.
+  if (uv_queue_work(loop, &k->req, &carrier_work, &carrier_after_work) != 0) fatal("uv_queue_work failed");
+}
+
+void core::submit(job_core* j) noexcept {
+  j->owner = this;
+  if (!queue_head) {
+    if (carrier* k = take_carrier()) {
+      carry(k, j);
+      return;
+    }
+  }
+  j->flags |= flag_queued;
+  j->next = nullptr;
+  j->prev = queue_tail;
+  if (queue_tail) queue_tail->next = j;
+  else queue_head = j;
+  queue_tail = j;
+}
+
+void core::dequeue(job_core* j) noexcept {
   if (j->prev) j->prev->next = j->next;
-  else jobs = j->next;
+  else queue_head = j->next;
   if (j->next) j->next->prev = j->prev;
-  --in_flight;
+  else queue_tail = j->prev;
+  j->flags &= static_cast<std::uint8_t>(~flag_queued);
 }
 
-bool core::arrive(job_core* j) noexcept {
+void core::on_carrier_done(carrier* k, int status) noexcept {
+  job_core* j = k->job;
+  --busy;
+  // The carrier waits for the check phase to take the next queued job: refilling one carrier at
+  // a time wakes a sleeping worker for every job, while refilling them all at once after libuv's
+  // pass wakes each worker once for the lot.
+  k->job = nullptr;
+  k->next_idle = idle;
+  idle = k;
+  if (status == UV_ECANCELED) {
+    j->flags |= flag_never_ran;
+    j->outcome = job_state::cancelled;
+  }
+  arrive(j, true);
+}
+
+carrier* core::take_carrier() noexcept {
+  if (carrier* k = idle) {
+    idle = k->next_idle;
+    return k;
+  }
+  if (carriers_used == carrier_count) return nullptr;
+  carrier* k = &carriers[static_cast<std::size_t>(carriers_used++)];
+  k->req.data = this;
+  return k;
+}
+
+void core::refill() noexcept {
+  while (queue_head) {
+    carrier* k = take_carrier();
+    if (!k) return;
+    job_core* j = queue_head;
+    dequeue(j);
+    carry(k, j);
+  }
+}
+
+// A job libuv is done with, or one cancelled from the queue: settle it now if the current slice
+// has time left and nothing is waiting before it, else append it to the backlog.
+void core::arrive(job_core* j, bool may_settle_now) noexcept {
   j->flags |= flag_arrived;
-  unlink(j);
   if (!slicing) {
     // `slicer` closes the slice after every poll, and runs only while jobs arrive.
     uv_check_start(&slicer, [](uv_check_t* h) { static_cast<core*>(h->data)->settle_slice(); });
     slicing = true;
   }
-  if (!backlog_head && slice_has_room()) return true;
+  if (may_settle_now && !backlog_head && slice_has_room()) {
+    j->vt->finish(j);
+    return;
+  }
   j->next = nullptr;
   if (backlog_tail) {
     backlog_tail->next = j;
@@ -116,7 +193,6 @@ bool core::arrive(job_core* j) noexcept {
     uv_idle_start(&spinner, [](uv_idle_t*) {});
   }
   backlog_tail = j;
-  return false;
 }
 
 bool core::slice_has_room() noexcept {
@@ -135,6 +211,7 @@ bool core::slice_has_room() noexcept {
 }
 
 void core::settle_slice() noexcept {
+  refill();
   if (!slice_open && !backlog_head) {
     // A turn without arrivals: nothing to settle until jobs arrive again.
     uv_check_stop(&slicer);
@@ -146,10 +223,29 @@ void core::settle_slice() noexcept {
     job_core* j = backlog_head;
     backlog_head = j->next;
     if (!backlog_head) backlog_tail = nullptr;
-    j->req.after_work_cb(&j->req, settle_status);
+    j->vt->finish(j);
   }
   slice_open = false;
   if (!backlog_head) uv_idle_stop(&spinner);
+}
+
+// uv_cancel at most once per job: after EBUSY the answer cannot change, and after success a
+// second call would only requeue the request. A job still in the runtime's queue never reached
+// libuv: it leaves the queue and joins the backlog, so it settles on the loop's next turn, as a
+// job cancelled in libuv's queue does.
+bool core::cancel_if_queued(job_core* j) noexcept {
+  if (j->flags & flag_cancel_queued) return true;
+  if (j->flags & flag_queued) {
+    dequeue(j);
+    j->flags |= flag_cancel_queued | flag_never_ran;
+    j->outcome = job_state::cancelled;
+    arrive(j, false);
+    return true;
+  }
+  if (j->flags & (flag_busy | flag_arrived)) return false;
+  const bool queued = uv_cancel(reinterpret_cast<uv_req_t*>(&j->held_by->req)) == 0;
+  j->flags |= queued ? flag_cancel_queued : flag_busy;
+  return queued;
 }
 
 void core::drain_posted() noexcept {
@@ -205,14 +301,7 @@ void check_submit(const core* c) {
   if (c->closing) throw runtime_closed_error("uvrt::to_thread: the runtime is shutting down and takes no new work");
 }
 
-void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after) {
-  j->req.data = c;
-  if (int rc = uv_queue_work(c->loop, &j->req, work, after); rc != 0)
-    throw std::runtime_error(std::string("uvrt::to_thread: uv_queue_work failed: ") + uv_strerror(rc));
-  c->link(j);
-}
-
-bool arrive(job_core* j) noexcept { return core_of(j)->arrive(j); }
+void submit(core* c, job_core* j) noexcept { c->submit(j); }
 
 void complete(job_core* j) noexcept {
   core* c = core_of(j);
@@ -228,30 +317,16 @@ void complete(job_core* j) noexcept {
   }
 }
 
-namespace {
-
-// uv_cancel at most once per job: after EBUSY the answer cannot change, and after success a
-// second call would only requeue the request. Returns whether the job was still queued.
-bool cancel_if_queued(job_core* j) noexcept {
-  if (j->flags & flag_cancel_queued) return true;
-  if (j->flags & (flag_busy | flag_arrived)) return false;
-  const bool queued = uv_cancel(reinterpret_cast<uv_req_t*>(&j->req)) == 0;
-  j->flags |= queued ? flag_cancel_queued : flag_busy;
-  return queued;
-}
-
-}  // namespace
-
 cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*) noexcept) {
   core* c = core_of(j);
   check_loop_thread(c, "uvrt::future::cancel");
   // Room for a deferred continuation is made first, so running out of memory changes nothing.
   if (mode == cancel_mode::abandon && j->cont) c->make_room_to_defer();
   cancel_result result;
-  if (cancel_if_queued(j)) {
+  if (c->cancel_if_queued(j)) {
     result = cancel_result::not_started;
   } else {
-    if (j->flags & flag_stop_source) stop_source_of(j)->request_stop();
+    if (j->vt->request_stop && !(j->flags & flag_arrived)) j->vt->request_stop(j);
     result = mode == cancel_mode::abandon ? cancel_result::abandoned : cancel_result::stop_requested;
   }
   if (mode == cancel_mode::abandon) {
@@ -342,11 +417,16 @@ void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done
 }
 
 void core::cancel_all() noexcept {
-  // Every queued job first: a running job told to stop frees its worker, which would otherwise
-  // start the next queued job before teardown got to cancel it.
-  for (job_core* j = jobs; j; j = j->next) cancel_if_queued(j);
-  for (job_core* j = jobs; j; j = j->next) {
-    if (!(j->flags & flag_cancel_queued) && (j->flags & flag_stop_source)) stop_source_of(j)->request_stop();
+  // The queue first: a running job told to stop frees its carrier, which would otherwise carry
+  // the next queued job to libuv before teardown got to cancel it. Then every carried job that
+  // libuv has not started, then the running ones are asked to stop.
+  while (queue_head) cancel_if_queued(queue_head);
+  for (int i = 0; i < carriers_used; ++i) {
+    if (job_core* j = carriers[static_cast<std::size_t>(i)].job) cancel_if_queued(j);
+  }
+  for (int i = 0; i < carriers_used; ++i) {
+    job_core* j = carriers[static_cast<std::size_t>(i)].job;
+    if (j && !(j->flags & flag_cancel_queued) && j->vt->request_stop) j->vt->request_stop(j);
   }
 }
 
@@ -368,9 +448,9 @@ core::~core() {
   closing = true;
   loop_scope scope(this);
   cancel_all();
-  // Cancelled jobs settle in their after-work callbacks, running ones when they return; both
-  // need the loop to turn. Posts from running jobs (from_thread) are served meanwhile.
-  while (in_flight > 0 || backlog_head || !deferred.empty()) uv_run(loop, UV_RUN_ONCE);
+  // Cancelled jobs settle from the backlog or in their carriers' after-work callbacks, running
+  // ones when they return; all of that needs the loop to turn. Posts from running jobs (from_thread) are served meanwhile.
+  while (busy > 0 || backlog_head || !deferred.empty()) uv_run(loop, UV_RUN_ONCE);
   {
     std::lock_guard lock(post_mutex);
     accepting_posts = false;

@@ -20,8 +20,8 @@ runtime::runtime(uv_loop_t* loop, options opts) : core_(nullptr) {
 namespace detail {
 
 core* open_core(uv_loop_t* app_loop, int threadpool_size) {
-  start_threadpool(threadpool_size);
-  return new core(app_loop);
+  const int pool_size = start_threadpool(threadpool_size);
+  return new core(app_loop, pool_size);
 }
 
 }  // namespace detail

@@ -1,6 +1,7 @@
 // The C API's error codes: their names and descriptions, and the mapping from the C++ runtime's
 // exceptions to them, which is what keeps every exception on this side of the C boundary.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -95,13 +96,24 @@ int error_of_current_exception() noexcept {
   }
 }
 
+namespace {
+
+char lost_message[] = "(out of memory: message lost)";
+
+}  // namespace
+
+void free_message(uvrt_job_s* job) noexcept {
+  if (job->message != lost_message) std::free(job->message);
+  job->message = nullptr;
+}
+
 void set_message(uvrt_job_s* job, const char* text) noexcept {
-  try {
-    job->message = text;
-    job->message_text = job->message.c_str();
-  } catch (...) {
-    job->message_text = "(out of memory: message lost)";
-  }
+  free_message(job);
+  if (!text) return;
+  const std::size_t size = std::strlen(text) + 1;
+  job->message = static_cast<char*>(std::malloc(size));
+  if (job->message) std::memcpy(job->message, text, size);
+  else job->message = lost_message;
 }
 
 }  // namespace uvrt::c_api

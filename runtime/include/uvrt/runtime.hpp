@@ -6,7 +6,7 @@
 // threads reach the loop through post(); jobs running on the pool reach it through from_thread().
 //
 // Teardown (the destructor): new work is refused (runtime_closed_error), queued jobs are
-// cancelled with uv_cancel and their futures settle as cancelled, running jobs are asked to stop
+// cancelled (they never run) and their futures settle as cancelled, running jobs are asked to stop
 // through their stop tokens and waited for, so their futures settle with their own outcome, and
 // callables posted from other threads are run. When the destructor returns no job of this
 // runtime is running, every future it made has settled, and every handle it made is closed: an

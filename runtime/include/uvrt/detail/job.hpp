@@ -1,4 +1,4 @@
-// The job block: one allocation per to_thread call, shared by libuv, the worker and the future.
+// The job block: one allocation per to_thread call, shared by the runtime, the worker and the future.
 //
 // Layout, in one block from allocate_block (::operator new behind a small per-thread cache):
 //
@@ -6,20 +6,20 @@
 //
 // The slot holds, one after the other and never at the same time: the bound callable (from
 // submission until it has run, on the worker), then either its result or the exception_ptr it
-// threw. Overlapping them keeps a job that returns an int at 168 bytes, which matters because a
-// burst of jobs is dominated by memory traffic: every 16 bytes added to bare libuv's job cost a
-// measured 9% of a burst's wall time.
+// threw. Overlapping them keeps a job that returns an int at 56 bytes. The block holds no
+// uv_work_t: a runtime hands its jobs to libuv through a bounded set of requests of its own (its
+// carriers, see core.hpp), so a job waiting in a queue of a million costs its 56 bytes instead
+// of the 128 of a libuv request. A burst of jobs is dominated by memory traffic: every 16 bytes
+// added to bare libuv's job cost a measured 9% of a burst's wall time.
 //
-// Ownership: a reference count with at most two owners, the future and libuv (from submission
-// until the after-work callback has run). Whoever drops the last reference destroys what the slot
+// Ownership: a reference count with at most two owners, the future and the runtime (from
+// submission until the job has settled). Whoever drops the last reference destroys what the slot
 // holds and frees the block. A continuation parked in a deferred list holds a third reference.
 //
 // Threads: `state` is the only field read across threads (ready() from anywhere, acquire).
 // `outcome` and the slot are written by the worker and read on the loop thread after libuv's
 // done-queue lock has ordered them. Every other field is touched on the loop thread only.
 #pragma once
-
-#include <uv.h>
 
 #include <atomic>
 #include <cstddef>
@@ -53,19 +53,38 @@ struct continuation {
 
 enum class job_state : std::uint8_t { pending, value, error, cancelled };
 
-inline constexpr std::uint8_t flag_stop_source = 1;    // a std::stop_source precedes the slot
-inline constexpr std::uint8_t flag_cancel_queued = 2;  // uv_cancel succeeded; never call it again
-inline constexpr std::uint8_t flag_abandoned = 4;      // settled early; drop the late outcome
-inline constexpr std::uint8_t flag_busy = 8;           // uv_cancel said EBUSY; never call it again
-inline constexpr std::uint8_t flag_arrived = 16;       // libuv's after-work callback ran: no more uv_cancel
+struct job_core;
 
-// The status with which the core calls a job's after-work callback a second time, to settle a job
-// whose settlement it postponed (see arrive). libuv's statuses are 0 and UV_ECANCELED.
-inline constexpr int settle_status = -0x7fffffff;
+// What the core needs to know about one kind of job, one table per job type (not per job).
+struct job_vtable {
+  // On a worker: runs the work and leaves the outcome in the block. Must not throw.
+  void (*run)(job_core* j) noexcept;
+  // On the loop thread, once the job has run or was cancelled before it could, and it is its
+  // turn in the runtime's slices: settles the job and drops the runtime's reference.
+  void (*finish)(job_core* j) noexcept;
+  // On the loop thread, for a job that is running: asks it to stop. Null if it cannot be asked.
+  void (*request_stop)(job_core* j) noexcept;
+};
+
+inline constexpr std::uint8_t flag_stop_source = 1;    // a std::stop_source precedes the slot
+inline constexpr std::uint8_t flag_queued = 2;         // waits in the runtime's queue, not yet in libuv's
+inline constexpr std::uint8_t flag_cancel_queued = 4;  // uv_cancel succeeded; never call it again
+inline constexpr std::uint8_t flag_busy = 8;           // uv_cancel said EBUSY; never call it again
+inline constexpr std::uint8_t flag_arrived = 16;       // libuv is done with it: no more uv_cancel
+inline constexpr std::uint8_t flag_never_ran = 32;     // cancelled before it ran: the callable is still in the slot
+inline constexpr std::uint8_t flag_abandoned = 64;     // settled early; drop the late outcome
+
+struct carrier;
 
 struct job_core {
-  uv_work_t req;  // first member: libuv hands back &req; req.data is the owning core
-  job_core* prev;  // the runtime's list of jobs in flight, so teardown can cancel them
+  const job_vtable* vt;
+  core* owner;
+  // Queued: the runtime's queue links. Handed to libuv: `held_by` is the request carrying it.
+  // Arrived: `next` links the runtime's backlog of jobs waiting for their slice.
+  union {
+    job_core* prev;
+    carrier* held_by;
+  };
   job_core* next;
   continuation* cont;
   std::atomic<std::uint32_t> refs;
@@ -75,10 +94,7 @@ struct job_core {
   std::uint8_t size_class;  // block_class of the block's size, for free_block
 };
 
-static_assert(std::is_standard_layout_v<job_core>, "&job_core::req must be the block's address");
-
-inline job_core* job_of(uv_work_t* req) noexcept { return reinterpret_cast<job_core*>(req); }
-inline core* core_of(const job_core* j) noexcept { return static_cast<core*>(j->req.data); }
+inline core* core_of(const job_core* j) noexcept { return j->owner; }
 
 // Objects stored in the block may not need more alignment than ::operator new gives (blocks are
 // ::operator new allocations, cached or not).
@@ -170,14 +186,16 @@ struct bound_call {
 // Sets which runtime's job the current worker thread is running, for uvrt::from_thread.
 UVRT_EXTERN core* exchange_worker_core(core* c) noexcept;
 
-// libuv's two callbacks for one job type. Neither lets an exception escape: the worker catches
-// everything the callable throws, and the after-work callback only moves already-built objects.
+// Settles the job's future (unless it was abandoned) and resumes its continuation.
+UVRT_EXTERN void complete(job_core* j) noexcept;
+
+// The job table for one job type. No function lets an exception escape: the worker catches
+// everything the callable throws, and finish only moves and destroys already-built objects.
 template <class Call, class R>
 struct job_ops {
   static constexpr bool stop = Call::takes_stop_token;
 
-  static void work(uv_work_t* req) noexcept {
-    job_core* j = job_of(req);
+  static void run(job_core* j) noexcept {
     core* previous = exchange_worker_core(core_of(j));
     Call* call = slot_at<Call, stop>(j);
     bool call_alive = true;
@@ -205,45 +223,28 @@ struct job_ops {
     exchange_worker_core(previous);
   }
 
-  static void after_work(uv_work_t* req, int status) noexcept;
-};
-
-// Called by every after-work callback once the outcome is in place: takes the job off its
-// runtime's in-flight list and says whether to settle it now. A runtime settles jobs in slices of
-// bounded time, so that a burst of completions cannot stall its timers and sockets; a job past
-// the slice waits in the runtime's backlog, and the core settles it after the poll or on a later
-// turn by calling its after-work callback again with settle_status.
-UVRT_EXTERN bool arrive(job_core* j) noexcept;
-
-// Settles the job's future (unless it was abandoned) and resumes its continuation.
-UVRT_EXTERN void complete(job_core* j) noexcept;
-
-template <class Call, class R>
-void job_ops<Call, R>::after_work(uv_work_t* req, int status) noexcept {
-  job_core* j = job_of(req);
-  if (status != settle_status) {
-    if (status == UV_ECANCELED) {
-      // Never ran: the callable is still in the slot.
-      slot<Call>(j)->~Call();
+  static void finish(job_core* j) noexcept {
+    if (j->flags & flag_never_ran) slot<Call>(j)->~Call();
+    if (j->flags & flag_abandoned) {
+      destroy_outcome<R>(j, j->outcome);
       j->outcome = job_state::cancelled;
     }
-    if (!arrive(j)) return;
+    complete(j);
+    release<R>(j);
   }
-  if (j->flags & flag_abandoned) {
-    destroy_outcome<R>(j, j->outcome);
-    j->outcome = job_state::cancelled;
-  }
-  complete(j);
-  release<R>(j);
-}
+
+  static void request_stop(job_core* j) noexcept { stop_source_of(j)->request_stop(); }
+
+  static constexpr job_vtable table{&run, &finish, stop ? &request_stop : nullptr};
+};
 
 // Throws usage_error off the loop thread and runtime_closed_error once teardown began. Called
 // before a job is built, so a refused call leaves the caller's callable and arguments alone.
 UVRT_EXTERN void check_submit(const core* c);
 
-// Hands a built job to libuv on the runtime's loop. Throws (and leaves the job untouched) only
-// if uv_queue_work fails.
-UVRT_EXTERN void submit(core* c, job_core* j, uv_work_cb work, uv_after_work_cb after);
+// Gives a job whose fields are set (vt, cont, refs, state, outcome, flags, size_class) to the
+// runtime, which hands it to libuv now or queues it. Cannot fail.
+UVRT_EXTERN void submit(core* c, job_core* j) noexcept;
 
 // Builds a job for `f(args...)` and submits it; returns the job with the future's reference.
 template <class R, class F, class... Args>
@@ -264,15 +265,15 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
   }();
 
   void* raw = allocate_block(tail);
-  // Default-initialised, not zeroed: uv_queue_work initialises the request, and the fields uvrt
-  // owns are set here (prev and next when the runtime links the job).
+  // Default-initialised, not zeroed: the links are set when the runtime takes the job.
   auto* j = ::new (raw) job_core;
+  j->vt = &job_ops<Call, R>::table;
   j->cont = nullptr;
   j->state.store(job_state::pending, std::memory_order_relaxed);
   j->outcome = job_state::pending;
   j->flags = stop ? flag_stop_source : 0;
   j->size_class = static_cast<std::uint8_t>(block_class(tail));
-  j->refs.store(2, std::memory_order_relaxed);  // the future and libuv
+  j->refs.store(2, std::memory_order_relaxed);  // the future and the runtime
   try {
     ::new (static_cast<void*>(slot<Call>(j))) Call{std::forward<F>(f), {std::forward<Args>(args)...}};
   } catch (...) {
@@ -289,14 +290,7 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
       throw;
     }
   }
-  try {
-    submit(c, j, &job_ops<Call, R>::work, &job_ops<Call, R>::after_work);
-  } catch (...) {
-    slot<Call>(j)->~Call();
-    if constexpr (stop) stop_source_of(j)->~stop_source();
-    free_block(raw, tail);
-    throw;
-  }
+  submit(c, j);
   return j;
 }
 
