@@ -8,6 +8,8 @@
 // std::stop_token or a post the destructor serves; nothing here sleeps. Latches, flags and
 // futures the jobs touch are declared before the runtime so that they outlive it, and every
 // assertion runs on the test thread.
+#include <uv.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <latch>
@@ -312,6 +314,82 @@ static void two_runtimes_in_sequence_on_one_thread_both_work(void**) {
   (void)test::expect_throw<uvrt::no_runtime_error>([] { (void)uvrt::to_thread([] { return 0; }); });
 }
 
+// Destroyed from inside its own loop (here a then() callback, while run() turns the loop): the
+// destructor only begins the teardown; run() goes on until it has ended, so when run() returns
+// the running job was asked to stop and kept its value, the queued ones were cancelled without
+// running, and the callback itself ran once.
+static void destroy_from_a_continuation_ends_when_run_returns(void**) {
+  const int n = uvrt::threadpool_size();
+  std::latch started{n};
+  std::atomic<int> queued_runs{0};
+  int destroying_calls = 0;
+  std::vector<uvrt::future<int>> running;
+  std::vector<uvrt::future<int>> queued;
+  auto rt = std::make_unique<uvrt::runtime>();
+  for (int i = 0; i < n; ++i) {
+    running.push_back(rt->to_thread([&started, i](std::stop_token token) {
+      started.count_down();
+      wait_for_stop(token);
+      return i;
+    }));
+  }
+  started.wait();
+  for (int i = 0; i < 2000; ++i) queued.push_back(rt->to_thread([&queued_runs] { return ++queued_runs; }));
+  rt->post([&] {
+    ++destroying_calls;
+    rt.reset();
+  });
+  uvrt::runtime* raw = rt.get();
+  raw->run();
+
+  assert_null(rt.get());
+  assert_int_equal(destroying_calls, 1);
+  for (int i = 0; i < n; ++i) assert_int_equal(running[static_cast<std::size_t>(i)].get(), i);
+  for (auto& f : queued) assert_string_equal(outcome_of([&] { (void)f.get(); }).c_str(), "cancelled");
+  assert_int_equal(queued_runs.load(), 0);
+}
+
+// Destroyed by the task block_on is running: the task carries on (new work is refused) and its
+// value still reaches block_on.
+static void destroy_from_the_task_block_on_runs(void**) {
+  auto rt = std::make_unique<uvrt::runtime>();
+  auto body = [&]() -> uvrt::task<std::string> {
+    const int before = co_await uvrt::to_thread([] { return 4; });
+    rt.reset();
+    const std::string after = outcome_of([] { (void)uvrt::to_thread([] { return 0; }); });
+    co_return std::to_string(before) + " " + after;
+  };
+  uvrt::runtime* raw = rt.get();
+  const std::string seen = raw->block_on(body());
+
+  assert_null(rt.get());
+  assert_string_equal(seen.c_str(), "4 runtime_closed");
+}
+
+// Embedded in an application's loop that the application turns itself: a runtime destroyed from
+// one of its own callbacks ends its teardown during the application's later turns, and the loop
+// then closes with 0 (under AddressSanitizer, nothing of the runtime leaks).
+static void destroy_from_a_callback_on_the_application_loop(void**) {
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  std::string outcome;
+  auto rt = std::make_unique<uvrt::runtime>(&loop);
+  rt->to_thread([] { return 3; }).then([&](uvrt::future<int> f) {
+    outcome = std::to_string(f.get());
+    rt.reset();
+  });
+  auto cancelled = rt->to_thread([](std::stop_token token) {
+    wait_for_stop(token);
+    return 1;
+  });
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  assert_null(rt.get());
+  assert_string_equal(outcome.c_str(), "3");
+  assert_true(cancelled.ready());
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(teardown_cancels_queued_jobs_and_waits_for_running_ones),
@@ -322,6 +400,9 @@ int main() {
       cmocka_unit_test(from_thread_during_teardown_is_served),
       cmocka_unit_test(idle_teardown_returns_at_once_and_leaves_the_loop_closable),
       cmocka_unit_test(two_runtimes_in_sequence_on_one_thread_both_work),
+      cmocka_unit_test(destroy_from_a_continuation_ends_when_run_returns),
+      cmocka_unit_test(destroy_from_the_task_block_on_runs),
+      cmocka_unit_test(destroy_from_a_callback_on_the_application_loop),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 namespace uvrt::detail {
@@ -78,6 +79,10 @@ void core::init_handles() {
   check(uv_idle_init(loop, &spinner), "uv_idle_init");
   ++open_handles;
   spinner.data = this;
+  check(uv_timer_init(loop, &deadline), "uv_timer_init");
+  ++open_handles;
+  deadline.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&deadline));
 }
 
 // Closes the handles init_handles opened and turns the loop until their close callbacks ran, so
@@ -85,7 +90,7 @@ void core::init_handles() {
 void core::close_handles() noexcept {
   auto closed = [](uv_handle_t* h) { --static_cast<core*>(h->data)->open_handles; };
   uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(&wakeup), reinterpret_cast<uv_handle_t*>(&slicer),
-                            reinterpret_cast<uv_handle_t*>(&spinner)};
+                            reinterpret_cast<uv_handle_t*>(&spinner), reinterpret_cast<uv_handle_t*>(&deadline)};
   for (int i = 0; i < open_handles; ++i) uv_close(handles[i], closed);
   while (open_handles > 0) uv_run(loop, UV_RUN_NOWAIT);
 }
@@ -148,7 +153,9 @@ void core::on_carrier_done(carrier* k, int status) noexcept {
     j->flags |= flag_never_ran;
     j->outcome = job_state::cancelled;
   }
+  if (j->flags & flag_straggler) --stragglers;
   arrive(j, true);
+  finish_if_detached();
 }
 
 carrier* core::take_carrier() noexcept {
@@ -227,6 +234,7 @@ void core::settle_slice() noexcept {
   }
   slice_open = false;
   if (!backlog_head) uv_idle_stop(&spinner);
+  finish_if_detached();
 }
 
 // uv_cancel at most once per job: after EBUSY the answer cannot change, and after success a
@@ -266,9 +274,9 @@ void core::make_room_to_defer() {
   if (deferred.size() == deferred.capacity()) deferred.reserve(deferred.empty() ? 8 : 2 * deferred.size());
 }
 
-void core::defer(job_core* j, void (*release_fn)(job_core*) noexcept) noexcept {
+void core::defer(job_core* j) noexcept {
   j->refs.fetch_add(1, std::memory_order_relaxed);
-  deferred.emplace_back(j, release_fn);
+  deferred.push_back(j);
   if (deferred.size() == 1) uv_ref(reinterpret_cast<uv_handle_t*>(&wakeup));
   uv_async_send(&wakeup);
 }
@@ -276,12 +284,13 @@ void core::defer(job_core* j, void (*release_fn)(job_core*) noexcept) noexcept {
 void core::drain_deferred() noexcept {
   while (!deferred.empty()) {
     auto batch = std::exchange(deferred, {});
-    for (auto [j, release_fn] : batch) {
+    for (job_core* j : batch) {
       if (continuation* k = std::exchange(j->cont, nullptr)) k->resume(k);
-      release_fn(j);
+      j->vt->release(j);
     }
   }
   uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup));
+  finish_if_detached();
 }
 
 void check_loop_thread(const core* c, const char* what) {
@@ -317,7 +326,7 @@ void complete(job_core* j) noexcept {
   }
 }
 
-cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*) noexcept) {
+cancel_result cancel(job_core* j, cancel_mode mode) {
   core* c = core_of(j);
   check_loop_thread(c, "uvrt::future::cancel");
   // Room for a deferred continuation is made first, so running out of memory changes nothing.
@@ -330,7 +339,7 @@ cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*
     result = mode == cancel_mode::abandon ? cancel_result::abandoned : cancel_result::stop_requested;
   }
   if (mode == cancel_mode::abandon) {
-    if (j->cont) c->defer(j, release_fn);
+    if (j->cont) c->defer(j);
     j->flags |= flag_abandoned;
     j->state.store(job_state::cancelled, std::memory_order_release);
   }
@@ -395,39 +404,96 @@ void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done
     throw usage_error(std::string(what) +
                       ": called from inside the loop (a task, a continuation or a posted callable), which "
                       "cannot be re-entered; co_await the future or task instead");
-  loop_scope scope(c);
-  c->driving = true;
-  struct stop_driving {
-    core* c;
-    ~stop_driving() { c->driving = false; }
-  } guard{c};
-  if (start) start.resume();
-  if (!done) {
-    // run(): exactly uv_run's default mode, so uv_stop ends it as it would end uv_run.
-    uv_run(c->loop, UV_RUN_DEFAULT);
-  } else {
-    while (!done(ctx) && !c->unhandled) {
-      if (uv_run(c->loop, UV_RUN_ONCE) != 0 || c->unhandled || done(ctx)) continue;
-      throw usage_error(std::string(what) +
-                        ": nothing pending on the loop can complete what it waits for "
-                        "(is it waiting on another runtime's future?)");
+  std::exception_ptr error;
+  {
+    loop_scope scope(c);
+    c->driving = true;
+    try {
+      if (start) start.resume();
+      if (!done) {
+        // run(): exactly uv_run's default mode, so uv_stop ends it as it would end uv_run.
+        uv_run(c->loop, UV_RUN_DEFAULT);
+      } else {
+        while (!done(ctx) && !c->unhandled) {
+          if (uv_run(c->loop, UV_RUN_ONCE) != 0 || c->unhandled || done(ctx)) continue;
+          throw usage_error(std::string(what) +
+                            ": nothing pending on the loop can complete what it waits for "
+                            "(is it waiting on another runtime's future?)");
+        }
+      }
+    } catch (...) {
+      error = std::current_exception();
     }
+    c->driving = false;
   }
-  if (auto e = c->take_unhandled()) std::rethrow_exception(e);
+  if (!error) error = c->take_unhandled();
+  // The runtime was destroyed from inside this loop: its teardown ends here, now that no uvrt
+  // callback is on the stack.
+  if (c->detached) c->end_here();
+  if (error) std::rethrow_exception(error);
 }
 
-void core::cancel_all() noexcept {
+core::cancel_counts core::cancel_all() noexcept {
   // The queue first: a running job told to stop frees its carrier, which would otherwise carry
   // the next queued job to libuv before teardown got to cancel it. Then every carried job that
   // libuv has not started, then the running ones are asked to stop.
-  while (queue_head) cancel_if_queued(queue_head);
+  cancel_counts n;
+  for (; queue_head; ++n.cancelled) cancel_if_queued(queue_head);
   for (int i = 0; i < carriers_used; ++i) {
-    if (job_core* j = carriers[static_cast<std::size_t>(i)].job) cancel_if_queued(j);
+    job_core* j = carriers[static_cast<std::size_t>(i)].job;
+    if (j && !(j->flags & flag_cancel_queued) && cancel_if_queued(j)) ++n.cancelled;
   }
   for (int i = 0; i < carriers_used; ++i) {
     job_core* j = carriers[static_cast<std::size_t>(i)].job;
-    if (j && !(j->flags & flag_cancel_queued) && j->vt->request_stop) j->vt->request_stop(j);
+    if (!j || (j->flags & (flag_cancel_queued | flag_straggler))) continue;
+    ++n.running;
+    if (j->vt->request_stop) j->vt->request_stop(j);
   }
+  return n;
+}
+
+shutdown_result core::shutdown(std::chrono::nanoseconds timeout) {
+  check_loop_thread(this, "uvrt::runtime::shutdown");
+  if (depth > 0)
+    throw usage_error("uvrt::runtime::shutdown: called from inside the loop (a task, a continuation or a posted "
+                      "callable); it turns the loop itself, so call it after run or block_on has returned");
+  if (timeout < std::chrono::nanoseconds::zero())
+    throw std::invalid_argument("uvrt::runtime::shutdown: the timeout is negative");
+  // Room to defer every running job's continuation is made first, so that running out of memory
+  // changes nothing.
+  deferred.reserve(deferred.size() + static_cast<std::size_t>(busy));
+  closing = true;
+  loop_scope scope(this);
+  const cancel_counts n = cancel_all();
+  const std::uint64_t end = uv_hrtime() + static_cast<std::uint64_t>(timeout.count());
+  // The timer only wakes the poll by the deadline; uv_hrtime decides, since libuv's timers count
+  // whole milliseconds from the loop's cached clock. So it is re-armed from a fresh clock for
+  // whatever is left on every turn.
+  for (std::uint64_t now = uv_hrtime(); !quiet() && now < end; now = uv_hrtime()) {
+    uv_update_time(loop);
+    uv_timer_start(&deadline, [](uv_timer_t*) {}, (end - now + 999'999) / 1'000'000, 0);
+    uv_run(loop, UV_RUN_ONCE);
+  }
+  uv_timer_stop(&deadline);
+  shutdown_result r{n.cancelled, 0, 0};
+  for (int i = 0; i < carriers_used; ++i) {
+    job_core* j = carriers[static_cast<std::size_t>(i)].job;
+    if (!j || (j->flags & flag_straggler)) continue;
+    // Still running at the deadline: its future settles as cancelled now (as cancel_mode::
+    // abandon does) and its late outcome is dropped when it arrives.
+    j->flags |= flag_straggler;
+    ++stragglers;
+    if (!(j->flags & flag_abandoned)) {
+      if (j->cont) defer(j);
+      j->flags |= flag_abandoned;
+      j->state.store(job_state::cancelled, std::memory_order_release);
+    }
+  }
+  r.abandoned = stragglers;
+  r.finished = n.running > stragglers ? n.running - stragglers : 0;
+  // Settle what was cancelled or abandoned, and resume their continuations.
+  while (!quiet()) uv_run(loop, UV_RUN_ONCE);
+  return r;
 }
 
 void core::close_own_loop() noexcept {
@@ -439,27 +505,84 @@ void core::close_own_loop() noexcept {
   }
 }
 
-core::~core() {
-  if (std::this_thread::get_id() != owner)
+void core::close(core* c) noexcept {
+  if (std::this_thread::get_id() != c->owner)
     fatal("uvrt::runtime destroyed on a thread other than the one that runs its loop");
-  if (depth > 0)
-    fatal("uvrt::runtime destroyed from inside its own loop (a task, a continuation, a posted "
-          "callable, run or block_on); destroy it after run or block_on has returned");
-  closing = true;
-  loop_scope scope(this);
-  cancel_all();
-  // Cancelled jobs settle from the backlog or in their carriers' after-work callbacks, running
-  // ones when they return; all of that needs the loop to turn. Posts from running jobs (from_thread) are served meanwhile.
-  while (busy > 0 || backlog_head || !deferred.empty()) uv_run(loop, UV_RUN_ONCE);
+  c->closing = true;
+  if (c->depth > 0) {
+    // Destroyed from inside its own loop (a task, a continuation, a posted callable): the loop
+    // is turning below this call and cannot be turned here. The teardown goes on as it turns,
+    // and whoever turns it (run, block_on, or the application's uv_run) sees it end.
+    c->cancel_all();
+    c->detached = true;
+    c->finish_if_detached();
+    return;
+  }
+  {
+    loop_scope scope(c);
+    c->cancel_all();
+    // Cancelled jobs settle from the backlog or in their carriers' after-work callbacks, running
+    // ones when they return; all of that needs the loop to turn. Posts from running jobs
+    // (from_thread) are served meanwhile. Jobs that shutdown() abandoned are not waited for.
+    while (!c->quiet()) uv_run(c->loop, UV_RUN_ONCE);
+  }
+  c->detached = true;
+  if (c->stragglers == 0) {
+    c->end_here();
+  } else if (c->owns_loop) {
+    // Jobs shutdown() abandoned are still running, and libuv will hand them back to this loop:
+    // a thread of uvrt's keeps turning it until they are back, then ends the teardown.
+    try {
+      std::thread([c] { c->end_here(); }).detach();
+    } catch (...) {
+      std::fprintf(stderr, "uvrt: no thread to wait for %zu abandoned jobs; the runtime's memory is left allocated\n",
+                   c->stragglers);
+    }
+  }
+  // Else the application's loop gets the abandoned jobs back, and the teardown ends there.
+}
+
+bool core::quiet() const noexcept { return busy == static_cast<int>(stragglers) && !backlog_head && deferred.empty(); }
+
+void core::finish_if_detached() noexcept {
+  if (!detached || finishing || stragglers > 0 || !quiet()) return;
+  finishing = true;
   {
     std::lock_guard lock(post_mutex);
     accepting_posts = false;
   }
   drain_posted();
-  close_handles();
-  if (unhandled) report_lost(unhandled, "was never rethrown, because the runtime was destroyed first");
-  unhandled = nullptr;
-  if (owns_loop) close_own_loop();
+  if (unhandled && !driving) {
+    report_lost(unhandled, "was never rethrown, because the runtime was destroyed first");
+    unhandled = nullptr;
+  }
+  auto closed = [](uv_handle_t* h) {
+    auto* c = static_cast<core*>(h->data);
+    if (--c->open_handles > 0 || c->driving || c->ending) return;
+    // Nobody turns this loop on uvrt's behalf: the application does, so the core goes now.
+    if (c->owns_loop) {
+      std::fprintf(stderr, "uvrt: a runtime destroyed inside its own loop, which the application turns with uv_run, "
+                           "cannot free that loop; its memory is left allocated\n");
+      return;
+    }
+    delete c;
+  };
+  uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(&wakeup), reinterpret_cast<uv_handle_t*>(&slicer),
+                            reinterpret_cast<uv_handle_t*>(&spinner), reinterpret_cast<uv_handle_t*>(&deadline)};
+  for (int i = 0; i < open_handles; ++i) uv_close(handles[i], closed);
 }
+
+void core::end_here() noexcept {
+  ending = true;  // the close callbacks leave the core to this function
+  {
+    loop_scope scope(this);
+    finish_if_detached();
+    while (open_handles > 0) uv_run(loop, UV_RUN_ONCE);
+  }
+  if (owns_loop) close_own_loop();
+  delete this;
+}
+
+core::~core() = default;
 
 }  // namespace uvrt::detail

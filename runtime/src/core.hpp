@@ -38,6 +38,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -61,7 +62,13 @@ struct carrier {
 class core {
  public:
   core(uv_loop_t* app_loop, int pool_size);  // app_loop null: create and own a loop
-  ~core();                                   // the runtime's teardown
+  ~core();
+
+  // The runtime's teardown, instead of delete: cancels queued jobs, asks running ones to stop,
+  // waits for them (not for jobs shutdown() abandoned), closes the handles and frees the core.
+  // From inside the loop it only starts that, and the loop's later turns end it.
+  static void close(core* c) noexcept;
+  shutdown_result shutdown(std::chrono::nanoseconds timeout);
   core(const core&) = delete;
   core& operator=(const core&) = delete;
 
@@ -70,10 +77,14 @@ class core {
   const std::thread::id owner = std::this_thread::get_id();
 
   bool closing = false;
+  bool detached = false;   // the runtime is destroyed; the core ends its teardown itself
+  bool finishing = false;  // detached, settled, and closing its handles
+  bool ending = false;     // end_here is turning the loop to finish the teardown
+  std::size_t stragglers = 0;  // jobs shutdown() abandoned that libuv has not handed back
   bool driving = false;  // inside run() or block_on()
   int depth = 0;         // > 0 while this thread is inside the loop on this runtime's behalf
 
-  std::vector<std::pair<job_core*, void (*)(job_core*) noexcept>> deferred;
+  std::vector<job_core*> deferred;  // abandoned jobs whose continuations wait to be resumed
   std::exception_ptr unhandled;
 
   std::mutex post_mutex;
@@ -84,6 +95,7 @@ class core {
   uv_async_t wakeup;
   uv_check_t slicer;   // after each poll: ends the slice, then settles a slice of the backlog
   uv_idle_t spinner;   // while the backlog is not empty: poll without blocking
+  uv_timer_t deadline;  // wakes shutdown's wait at its timeout
   int open_handles = 0;
 
   void submit(job_core* j) noexcept;
@@ -94,8 +106,11 @@ class core {
   void drain_posted() noexcept;
   void drain_deferred() noexcept;
   void make_room_to_defer();  // may throw; call before changing anything
-  void defer(job_core* j, void (*release_fn)(job_core*) noexcept) noexcept;
+  void defer(job_core* j) noexcept;
   void settle_slice() noexcept;
+  bool quiet() const noexcept;  // nothing left to settle but jobs shutdown() abandoned
+  void finish_if_detached() noexcept;
+  void end_here() noexcept;  // on a thread that may turn the loop: ends a detached core's teardown
   std::exception_ptr take_unhandled() noexcept { return std::exchange(unhandled, nullptr); }
 
  private:
@@ -134,7 +149,11 @@ class core {
   void dequeue(job_core* j) noexcept;
   void arrive(job_core* j, bool may_settle_now) noexcept;
   bool slice_has_room() noexcept;
-  void cancel_all() noexcept;
+  struct cancel_counts {
+    std::size_t cancelled = 0;  // jobs that will never run
+    std::size_t running = 0;    // jobs asked to stop
+  };
+  cancel_counts cancel_all() noexcept;
   void init_handles();
   void close_handles() noexcept;
   void close_own_loop() noexcept;

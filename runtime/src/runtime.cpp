@@ -26,7 +26,9 @@ core* open_core(uv_loop_t* app_loop, int threadpool_size) {
 
 }  // namespace detail
 
-runtime::~runtime() { delete core_; }
+runtime::~runtime() { detail::core::close(core_); }
+
+shutdown_result runtime::shutdown(std::chrono::nanoseconds timeout) { return core_->shutdown(timeout); }
 
 uv_loop_t* runtime::loop() const noexcept { return core_->loop; }
 

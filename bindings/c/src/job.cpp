@@ -67,7 +67,7 @@ void finish(job_core* j) noexcept {
 
 void request_stop(job_core* j) noexcept { handle_of(j)->stop_requested.store(true, std::memory_order_relaxed); }
 
-constexpr uvrt::detail::job_vtable c_job_table{&run, &finish, &request_stop};
+constexpr uvrt::detail::job_vtable c_job_table{&run, &finish, &request_stop, &release};
 
 }  // namespace
 
@@ -111,7 +111,7 @@ int uvrt_job_cancel(uvrt_job_t* job) {
   if (!on_owner_thread(job)) return UVRT_ETHREAD;
   if (job->settled()) return UVRT_EALREADY;
   try {
-    if (uvrt::detail::cancel(&job->job, uvrt::cancel_mode::wait, &release) == uvrt::cancel_result::not_started) return 0;
+    if (uvrt::detail::cancel(&job->job, uvrt::cancel_mode::wait) == uvrt::cancel_result::not_started) return 0;
     // Running, or run and waiting for its slice: either way it can only be asked to stop.
     job->stop_requested.store(true, std::memory_order_relaxed);
     return UVRT_EBUSY;

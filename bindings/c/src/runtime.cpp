@@ -52,7 +52,7 @@ int uvrt_runtime_destroy(uvrt_runtime_t* runtime) {
   // Inside a done callback or uvrt_runtime_run the teardown would re-enter the loop it is
   // called from; the C++ runtime treats that as fatal, the C API refuses it instead.
   if (runtime->core->depth > 0) return UVRT_EBUSY;
-  delete runtime->core;  // the teardown: cancels, waits for the running jobs, runs every done callback
+  uvrt::detail::core::close(runtime->core);  // cancels, waits for the running jobs, runs every done callback
   delete runtime;
   return 0;
 }

@@ -129,7 +129,7 @@ class [[nodiscard]] future {
   cancel_result cancel(cancel_mode mode = cancel_mode::wait) {
     if (!job_) detail::throw_no_state("uvrt::future::cancel");
     if (ready()) return cancel_result::already_settled;
-    return detail::cancel(job_, mode, &detail::release<T>);
+    return detail::cancel(job_, mode);
   }
 
   // Runs `f(future<T>)` on the loop thread once this future settles, passing the settled future

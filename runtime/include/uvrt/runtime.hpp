@@ -9,13 +9,15 @@
 // cancelled (they never run) and their futures settle as cancelled, running jobs are asked to stop
 // through their stop tokens and waited for, so their futures settle with their own outcome, and
 // callables posted from other threads are run. When the destructor returns no job of this
-// runtime is running, every future it made has settled, and every handle it made is closed: an
-// application that embedded it can uv_loop_close its loop and get 0. To do that the destructor
-// turns the loop itself, so it must not be called from inside the loop. From inside uvrt's own
-// callbacks (a task, a continuation, a posted callable, run or block_on) that is detected and
-// reported as a fatal usage error; libuv cannot tell uvrt whether one of the application's own
-// callbacks is running, so from those it is the application's duty not to (the same holds for
-// run and block_on, which otherwise throw usage_error).
+// runtime is running (except those shutdown() abandoned), every future it made has settled, and
+// every handle it made is closed: an application that embedded it can uv_loop_close its loop
+// and get 0. To do that the destructor turns the loop itself. Called from inside uvrt's own
+// callbacks (a task, a continuation, a posted callable), where the loop is already turning below
+// it, the destructor only begins the teardown (work refused, queued jobs cancelled, running jobs
+// asked to stop) and returns; the teardown ends as the loop turns on: before the run or block_on
+// that turns it returns, or on the application's later turns of its own loop. libuv cannot tell
+// uvrt whether one of the application's own callbacks is running, so from those it is the
+// application's duty not to destroy the runtime (or call run or block_on).
 //
 // Thread-safety: distinct objects: safe. Shared objects: unsafe, except post(), which any thread
 // may call while the runtime is alive (before its destructor begins).
@@ -23,7 +25,9 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -42,6 +46,13 @@
 #include "task.hpp"
 
 namespace uvrt {
+
+// What runtime::shutdown did.
+struct shutdown_result {
+  std::size_t cancelled = 0;  // queued jobs cancelled: they never ran, their futures are cancelled
+  std::size_t finished = 0;   // running jobs that returned before the timeout, with their outcome
+  std::size_t abandoned = 0;  // jobs still running at the timeout: their futures are cancelled
+};
 
 namespace detail {
 
@@ -161,6 +172,16 @@ class UVRT_EXTERN runtime {
     detail::drive(core_, "uvrt::runtime::block_on", h, [](void* p) { return std::coroutine_handle<>::from_address(p).done(); }, h.address());
     return h.promise().result();
   }
+
+  // Stops the runtime within `timeout`: new work is refused from now on (runtime_closed_error),
+  // queued jobs are cancelled, running jobs are asked to stop and waited for while the loop
+  // turns, up to `timeout`. Jobs still running then are abandoned: their futures settle as
+  // cancelled (as with cancel_mode::abandon) and their late outcomes are destroyed when they
+  // arrive. Every continuation has run when it returns, and the destructor then does not wait
+  // for the abandoned jobs (asyncio's shutdown_default_executor(timeout), tokio's
+  // shutdown_timeout). On the loop thread, not from inside the loop (usage_error); a negative
+  // timeout throws std::invalid_argument. A second call reports what is still running.
+  shutdown_result shutdown(std::chrono::nanoseconds timeout);
 
   // Turns the loop until nothing is pending or uv_stop is called: uv_run with UV_RUN_DEFAULT.
   // Rethrows an exception that escaped a then() callback or a posted callable.

@@ -64,6 +64,8 @@ struct job_vtable {
   void (*finish)(job_core* j) noexcept;
   // On the loop thread, for a job that is running: asks it to stop. Null if it cannot be asked.
   void (*request_stop)(job_core* j) noexcept;
+  // Drops one reference; the last one destroys the outcome and frees the block.
+  void (*release)(job_core* j) noexcept;
 };
 
 inline constexpr std::uint8_t flag_stop_source = 1;    // a std::stop_source precedes the slot
@@ -73,6 +75,7 @@ inline constexpr std::uint8_t flag_busy = 8;           // uv_cancel said EBUSY; 
 inline constexpr std::uint8_t flag_arrived = 16;       // libuv is done with it: no more uv_cancel
 inline constexpr std::uint8_t flag_never_ran = 32;     // cancelled before it ran: the callable is still in the slot
 inline constexpr std::uint8_t flag_abandoned = 64;     // settled early; drop the late outcome
+inline constexpr std::uint8_t flag_straggler = 128;    // still running when shutdown() timed out
 
 struct carrier;
 
@@ -235,7 +238,7 @@ struct job_ops {
 
   static void request_stop(job_core* j) noexcept { stop_source_of(j)->request_stop(); }
 
-  static constexpr job_vtable table{&run, &finish, stop ? &request_stop : nullptr};
+  static constexpr job_vtable table{&run, &finish, stop ? &request_stop : nullptr, &release<R>};
 };
 
 // Throws usage_error off the loop thread and runtime_closed_error once teardown began. Called
@@ -294,9 +297,8 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
   return j;
 }
 
-// The future's half of cancel(): see cancel.hpp. `release_fn` lets a deferred continuation keep
-// the block alive without knowing its result type.
-UVRT_EXTERN cancel_result cancel(job_core* j, cancel_mode mode, void (*release_fn)(job_core*) noexcept);
+// The future's half of cancel(): see cancel.hpp.
+UVRT_EXTERN cancel_result cancel(job_core* j, cancel_mode mode);
 
 // Throws usage_error unless the calling thread runs `c`'s loop. `what` names the call.
 UVRT_EXTERN void check_loop_thread(const core* c, const char* what);
