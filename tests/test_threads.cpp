@@ -517,6 +517,21 @@ void block_on_and_run_inside_a_task_throw_usage_error(void**) {
   for (const auto& m : messages) assert_contains(m, "inside the loop");
 }
 
+// From inside a job, on a worker: the worker does not run the loop, so block_on and run are
+// refused with usage_error and the job carries on.
+void block_on_and_run_inside_a_job_throw_usage_error(void**) {
+  uvrt::runtime rt;
+  auto seen = rt.block_on(rt.to_thread([&rt] {
+    return std::vector<outcome>{capture<uvrt::usage_error>([&] { (void)rt.block_on(one_from_pool()); }),
+                                capture<uvrt::usage_error>([&] { rt.run(); })};
+  }));
+  assert_int_equal(seen.size(), 2);
+  for (const auto& o : seen) {
+    assert_int_equal(o.kind, outcome::expected);
+    assert_contains(o.message, "thread that does not run");
+  }
+}
+
 void block_on_and_run_inside_a_continuation_throw_usage_error(void**) {
   uvrt::runtime rt;
   std::vector<outcome> seen;
@@ -583,6 +598,7 @@ int main() {
       cmocka_unit_test(ready_and_get_on_settled_future_from_foreign_thread_work),
       cmocka_unit_test(block_on_and_run_inside_a_task_throw_usage_error),
       cmocka_unit_test(block_on_and_run_inside_a_continuation_throw_usage_error),
+      cmocka_unit_test(block_on_and_run_inside_a_job_throw_usage_error),
       cmocka_unit_test(jobs_run_on_pool_threads_and_continuations_on_the_loop_thread),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
