@@ -5,7 +5,9 @@
 # programs are tests/install's, which the install check builds against an installed uvrt.
 #
 # Usage: check.sh UVRT_SOURCE_ROOT [CONSUMER_DIR]
-# Environment: MESON (default: meson).
+# Environment: MESON (default: meson); UVRT_SANITIZE: the calling build's b_sanitize (default
+# none), which the consumer is configured with too, so that under .ci/sanitize these programs and
+# the uvrt they embed are instrumented like the rest of the suite.
 set -eu
 # Meson points LD_LIBRARY_PATH at its own build dir for tests that use a shared library: the
 # programs built here must find the subproject's libuvrt through their RUNPATH, and only that.
@@ -14,6 +16,7 @@ unset LD_LIBRARY_PATH
 src=$(cd "${1:?usage: check.sh UVRT_SOURCE_ROOT [CONSUMER_DIR]}" && pwd)
 here=$(cd "${2:-$(dirname "$0")}" && pwd)
 meson=${MESON:-meson}
+sanitize=${UVRT_SANITIZE:-none}
 
 command -v "$meson" >/dev/null 2>&1 || { echo "SKIP: $meson not found"; exit 77; }
 
@@ -38,10 +41,15 @@ expect_output() {  # program expected-stdout
   echo "ok: $1: $out"
 }
 
+# Shared libraries built with -fsanitize leave the runtime's symbols undefined: no -z defs then.
+sanitize_opts=
+[ "$sanitize" = none ] || sanitize_opts="-Db_sanitize=$sanitize -Db_lundef=false"
+
 for kind in shared static; do
   build="$tmp/build-$kind"
   # --force-fallback-for: use the subproject even if a uvrt is installed on this machine.
-  "$meson" setup --wrap-mode=nodownload --force-fallback-for=uvrt \
+  # shellcheck disable=SC2086 # the options are words
+  "$meson" setup --wrap-mode=nodownload --force-fallback-for=uvrt $sanitize_opts \
     "-Duvrt:default_library=$kind" "$build" "$tmp/consumer"
   "$meson" compile -C "$build"
 
