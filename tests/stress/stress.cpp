@@ -304,6 +304,7 @@ struct record {
   bool blocking_wait = false;
   bool cancel_before_consumer = false;
   bool release_in_done = false;
+  bool cancel_twice = false;
   int sleep_us = 0;
   int cancel_after = 0;  // stop_poll: driver steps before the loop cancels it
   uvrt::cancel_mode later_mode = uvrt::cancel_mode::wait;
@@ -325,6 +326,8 @@ struct record {
   bool cancel_called = false;
   uvrt::cancel_mode cmode = uvrt::cancel_mode::wait;
   uvrt::cancel_result cres = uvrt::cancel_result::already_settled;
+  bool cancelled_twice = false;
+  uvrt::cancel_result cres2 = uvrt::cancel_result::already_settled;
   bool ready_after_cancel = false;
   bool settled_inside_cancel = false;
   bool submitted = false;
@@ -612,6 +615,14 @@ void do_cancel(round_ctx* c, record* r, uvrt::cancel_mode mode) {
   }
   r->cancel_called = true;
   r->cmode = mode;
+  if (r->cancel_twice && r->fut.valid()) {
+    try {
+      r->cres2 = r->fut.cancel(mode);
+      r->cancelled_twice = true;
+    } catch (const std::exception& e) {
+      violation(c->where(*r), std::string("a second cancel() threw: ") + e.what());
+    }
+  }
   r->settled_inside_cancel = r->settled != before;
   r->ready_after_cancel = r->fut.valid() && r->fut.ready();
   if (r->cres == uvrt::cancel_result::not_started) r->cancel_succeeded = true;
@@ -658,6 +669,7 @@ void plan_cpp(round_ctx& c, record& r) {
   r.plain_throw = g.chance(30);
   r.blocking_wait = g.chance(50);
   r.cancel_before_consumer = g.chance(50);
+  r.cancel_twice = g.chance(30);
   r.sleep_us = 50 + static_cast<int>(g.below(450));
   r.cancel_after = 1 + static_cast<int>(g.below(40));
   r.later_mode = g.chance(25) ? uvrt::cancel_mode::abandon : uvrt::cancel_mode::wait;
@@ -1156,6 +1168,11 @@ void verify_cpp(round_ctx& c, record& r) {
       bad(std::string("cancel() on a running job returned ") + uvrt::to_string(r.cres) + ", expected stop_requested");
     if (r.k == kind::abandon_running && r.cres != cancel_result::abandoned)
       bad(std::string("cancel(abandon) on a running job returned ") + uvrt::to_string(r.cres) + ", expected abandoned");
+    // Asked again at once: the first answer again, or already_settled once abandon settled it.
+    const cancel_result again = abandon ? cancel_result::already_settled : r.cres;
+    if (r.cancelled_twice && r.cres2 != again)
+      bad(std::string("a second cancel() returned ") + uvrt::to_string(r.cres2) + " after " + uvrt::to_string(r.cres) +
+          ", expected " + uvrt::to_string(again));
     switch (r.cres) {
       case cancel_result::not_started:
         ++(abandon ? st.abandoned_queued : st.cancelled_queued);
