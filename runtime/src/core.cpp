@@ -58,7 +58,9 @@ core::core(uv_loop_t* app_loop, int pool_size)
   try {
     init_handles();
   } catch (...) {
-    close_handles();
+    // Nothing of the runtime may stay linked into a loop that outlives it.
+    close_handles([](uv_handle_t* h) { --static_cast<core*>(h->data)->open_handles; });
+    while (open_handles > 0) uv_run(loop, UV_RUN_NOWAIT);
     if (owns_loop) uv_loop_close(&own_loop_);
     throw;
   }
@@ -85,14 +87,12 @@ void core::init_handles() {
   uv_unref(reinterpret_cast<uv_handle_t*>(&deadline));
 }
 
-// Closes the handles init_handles opened and turns the loop until their close callbacks ran, so
-// that nothing of the runtime stays linked into a loop that outlives it.
-void core::close_handles() noexcept {
-  auto closed = [](uv_handle_t* h) { --static_cast<core*>(h->data)->open_handles; };
+// Starts closing the handles init_handles opened, in the order it opened them; `closed` runs for
+// each and must count open_handles down.
+void core::close_handles(uv_close_cb closed) noexcept {
   uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(&wakeup), reinterpret_cast<uv_handle_t*>(&slicer),
                             reinterpret_cast<uv_handle_t*>(&spinner), reinterpret_cast<uv_handle_t*>(&deadline)};
   for (int i = 0; i < open_handles; ++i) uv_close(handles[i], closed);
-  while (open_handles > 0) uv_run(loop, UV_RUN_NOWAIT);
 }
 
 namespace {
@@ -567,9 +567,7 @@ void core::finish_if_detached() noexcept {
     }
     delete c;
   };
-  uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(&wakeup), reinterpret_cast<uv_handle_t*>(&slicer),
-                            reinterpret_cast<uv_handle_t*>(&spinner), reinterpret_cast<uv_handle_t*>(&deadline)};
-  for (int i = 0; i < open_handles; ++i) uv_close(handles[i], closed);
+  close_handles(closed);
 }
 
 void core::end_here() noexcept {

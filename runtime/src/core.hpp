@@ -155,7 +155,7 @@ class core {
   };
   cancel_counts cancel_all() noexcept;
   void init_handles();
-  void close_handles() noexcept;
+  void close_handles(uv_close_cb closed) noexcept;
   void close_own_loop() noexcept;
 };
 
