@@ -1,0 +1,1132 @@
+/* A libFuzzer target for the C API (<uvrt.h>): the input is a little program of C API calls,
+ * run on this thread, on a helper thread and from the pool's work functions, with the contract of
+ * uvrt.h and README.md ("From C") checked after every call. A violation prints what happened and
+ * calls abort(), which libFuzzer reports as a crash; AddressSanitizer, UndefinedBehaviorSanitizer
+ * and LeakSanitizer report the rest. tests/fuzz/replay.c feeds the committed corpus to the same
+ * function in the ordinary test suite, so every build checks it.
+ *
+ * The bytecode. The input is read one byte at a time; reading past its end gives 0. Each op is
+ * one byte (op % N_OPS), then its operands. At most MAX_OPS ops run; then everything is torn
+ * down and checked (see finish). A "runtime selector" picks one of the live runtimes, in creation
+ * order (b % count), or NULL (b == 0xff, or none live); a "handle selector" likewise picks one
+ * of the job handles the harness still holds, in submission order, or NULL.
+ *
+ *   0 CREATE  how opts     how % 4: own loop / application loop A / application loop B / NULL
+ *                          loop (create_on_loop refuses it); how & 0x80: NULL runtime out-param.
+ *                          opts % 10: NULL, {0}, {running pool size}, {-1}, {1025}, {INT_MIN},
+ *                          {INT_MAX}, {another valid size}, {1024}, {1}. Skipped with 6 live.
+ *   1 SUBMIT  rt work code flags done [p_job] [p_rt] [p_child]
+ *                          work % N_WORK: the work function's behaviour (enum work_kind);
+ *                          code: which nonzero status it returns, where it returns one;
+ *                          flags: 1 NULL job out-param, 2 NULL done, 4 NULL work;
+ *                          done: what the done callback does after checking what it got (enum
+ *                          done_action bits); p_job if it cancels or releases another handle,
+ *                          p_rt (0: its own runtime, 0xff: NULL, else selector + 1) if it submits, runs or
+ *                          destroys, p_child (the submitted job's work and actions) if it submits.
+ *   2 CANCEL  handle       uvrt_job_cancel
+ *   3 RELEASE handle       uvrt_job_release
+ *   4 UVRUN   rt mode      uv_run(uvrt_runtime_loop(rt), mode % 3: NOWAIT / ONCE / DEFAULT), as an
+ *                          application on its own loop would; ONCE only with a job in flight.
+ *   5 RUN     rt           uvrt_runtime_run
+ *   6 DESTROY rt           uvrt_runtime_destroy (with whatever is in flight)
+ *   7 GATE    b            b & 1: open / close the gate that HOLD work functions wait at
+ *   8 WAIT    job mode     any job record (job % count): wait until its work started (mode
+ *                          even) or finished (odd), unless it cannot (queued behind a pool
+ *                          full of held jobs, cancelled, ...): no unbounded waits
+ *   9 QUERY   handle       uvrt_job_message, uvrt_job_stop_requested, uvrt_job_fail off the pool
+ *  10 HELPER               the next op runs on the helper thread, synchronously: runtimes it
+ *                          creates belong to it, and this thread's objects give it UVRT_ETHREAD
+ *  11 ERRSTR  b0 b1 b2 b3  uvrt_strerror and uvrt_err_name of that int (little-endian)
+ *  12 POOL    rt           uvrt_threadpool_size, uvrt_runtime_loop
+ *  13 BURST   rt n work    submit 33 + n % 16 jobs with handles, whose done callbacks take 15 us
+ *                          each, and wait until their work functions have returned: the next turn
+ *                          of the loop settles two slices of them (16 each) and leaves the rest in
+ *                          the runtime's backlog (arrived, not settled: cancel gives UVRT_EBUSY).
+ *                          Once per input (the others are skipped), to keep inputs fast.
+ *  14 TIMER   rt act p     an application's uv_timer_t (timeout 0) on the runtime's loop, whose
+ *                          callback, whenever the loop runs it, submits to the runtime (act % 4
+ *                          == 1), cancels (2) or releases (3) handle p. Left open: destroy closes
+ *                          the ones on a runtime's own loop, the end of the input the others.
+ *
+ * What is checked: each return code against the ones the header documents for that call in that
+ * situation (exactly, where the harness can know it; a set where timing decides, e.g. cancel of a
+ * job that may just have started: 0 or UVRT_EBUSY); out-params untouched on error; every done
+ * callback exactly once per submitted job, on its runtime's thread, only from inside a call that
+ * turns the loop (never from submit, cancel or release), with the job, arg, status, result and
+ * message the work function's behaviour and the harness's calls imply (cancel returned 0 => the
+ * work never ran and the status is UVRT_ECANCELED; the work ran => its own status and result; a
+ * job that never ran was cancelled or its runtime destroyed); after uvrt_runtime_run, uv_run
+ * DEFAULT or destroy, every job on that loop has settled; running jobs see a stop request from
+ * cancel (UVRT_EBUSY) and from destroy, and destroy returns without the gate being opened; handles
+ * stay usable after their runtime is gone; an application loop closes (uv_loop_close 0) once its
+ * runtimes are destroyed; nothing leaks.
+ *
+ * Only valid pointers or NULL reach uvrt: a freed handle or runtime is outside the contract, so
+ * the harness only picks what it still owns. It also never asks for what the contract leaves
+ * undefined: turning a loop from inside that same loop's callbacks (another runtime's done
+ * callback on a shared application loop), or turning a loop from a thread that does not own it.
+ *
+ * The pool is process-wide and sized once: LLVMFuzzerInitialize starts it with 2 threads
+ * (UV_THREADPOOL_SIZE, if set, instead), so that two HOLD jobs fill it and later ones queue.
+ * Work functions never sleep; HOLD waits for the gate or a stop request (at most HOLD_SECONDS,
+ * then it reports a harness or uvrt bug), the others spin a few thousand times at most.
+ *
+ * UVRT_FUZZ_TRACE=1 in the environment prints each op to stderr, for reading a reproducer. */
+#include <uvrt.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int LLVMFuzzerInitialize(int* argc, char*** argv);
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+enum {
+  MAX_OPS = 256,
+  MAX_RUNTIMES = 8, /* records per input, live or destroyed */
+  MAX_LIVE = 6,
+  MAX_JOBS = 128,   /* records per input, refused submissions included */
+  MAX_TIMERS = 8,
+  SLOW_DONE_NS = 15000, /* 16 of them exceed the 0.2 ms slice */
+  APP_LOOPS = 2,
+  MAX_GENERATION = 3, /* jobs submitted from done callbacks, from done callbacks... */
+  HOLD_SECONDS = 5,
+  WAIT_SECONDS = 2,
+};
+
+enum op {
+  OP_CREATE, OP_SUBMIT, OP_CANCEL, OP_RELEASE, OP_UVRUN, OP_RUN, OP_DESTROY, OP_GATE, OP_WAIT,
+  OP_QUERY, OP_HELPER, OP_ERRSTR, OP_POOL, OP_BURST, OP_TIMER, N_OPS
+};
+
+enum work_kind {
+  W_OK,         /* result = &payload, return 0 */
+  W_CODE,       /* return a nonzero code, result = &payload */
+  W_FAIL,       /* return uvrt_job_fail(job, code, message) */
+  W_POLL,       /* poll uvrt_job_stop_requested a bounded number of times: UVRT_ECANCELED or 0 */
+  W_HOLD,       /* wait for the gate or a stop request: UVRT_ECANCELED if stopped, else 0 */
+  W_SPIN,       /* a short busy loop, return 0 */
+  W_OK_NULL,    /* return 0 without storing a result */
+  W_FAIL_CLEAR, /* fail with a message, then with NULL: the code, no message */
+  W_FAIL_BAD,   /* uvrt_job_fail(job, 0, ...) and uvrt_job_fail(NULL, ...): UVRT_EINVAL; return 0 */
+  W_PROBE,      /* the loop-thread calls from a pool thread: UVRT_ETHREAD; return 0 */
+  W_FAIL_TWICE, /* two messages: the second one is the job's */
+  N_WORK
+};
+
+enum done_action {
+  D_CANCEL_SELF = 1,    /* UVRT_EALREADY */
+  D_FAIL = 2,           /* uvrt_job_fail from the loop thread: UVRT_ETHREAD */
+  D_RELEASE_SELF = 4,   /* release the harness's handle; the job stays valid during done */
+  D_CANCEL_OTHER = 8,   /* cancel a handle picked by p_job */
+  D_SUBMIT = 16,        /* submit a job (p_child) to the runtime picked by p_rt */
+  D_RUN = 32,           /* uvrt_runtime_run of the runtime picked by p_rt */
+  D_DESTROY = 64,       /* uvrt_runtime_destroy of the runtime picked by p_rt */
+  D_RELEASE_OTHER = 128 /* release a handle picked by p_job ^ 0x55 */
+};
+
+/* What a child job's done callback does, by p_child >> 4. */
+static const uint8_t child_actions[16] = {
+    0, 0, D_CANCEL_SELF, D_RELEASE_SELF, D_SUBMIT, D_RUN, D_DESTROY, D_CANCEL_OTHER,
+    D_SUBMIT | D_RELEASE_SELF, D_FAIL, D_RUN | D_DESTROY, D_RELEASE_OTHER, D_SUBMIT | D_CANCEL_OTHER,
+    D_CANCEL_SELF | D_FAIL | D_RELEASE_SELF, D_SUBMIT | D_RUN, D_DESTROY | D_SUBMIT,
+};
+
+/* The nonzero statuses work functions return, by the code operand. */
+static const int work_codes[] = {UV_EIO,        UVRT_ECANCELED, UVRT_EBUSY, -1,         1,
+                                 INT_MIN,       INT_MAX,        -7001,      UVRT_EEXCEPTION,
+                                 UVRT_ETHREAD,  UV_ENOENT,      12345};
+
+enum role { ROLE_WORKER, ROLE_MAIN, ROLE_HELPER }; /* pool threads are left at 0 */
+static _Thread_local int role;
+
+struct rt_rec {
+  int id;
+  uvrt_runtime_t* rt;
+  uv_loop_t* loop; /* uvrt_runtime_loop(rt) */
+  int app;         /* the application loop's index, or -1 for a loop of its own */
+  int owner;       /* ROLE_MAIN or ROLE_HELPER: the thread that created it */
+  bool live;
+  bool closing;    /* destroy is running */
+  int depth;       /* > 0 while run or destroy runs, or one of its done callbacks */
+};
+
+struct job {
+  int id;
+  int generation;
+  /* Set before uvrt_job_submit, read by the work function too. */
+  struct rt_rec* rt;
+  uvrt_runtime_t* runtime; /* rt->rt, for the work function (the record may change meanwhile) */
+  uv_loop_t* loop;
+  int owner;
+  int kind;
+  int code;
+  uint8_t actions, p_job, p_rt, p_child;
+  bool has_done;
+  bool want_handle;
+  bool slow_done;       /* done spins SLOW_DONE_NS, so that a burst overflows the slice */
+  /* The loop thread's view. */
+  bool submitted;
+  uvrt_job_t* handle;   /* as submit returned it (kept after release, for comparisons) */
+  bool held;            /* the harness still owns the handle */
+  int done_calls;
+  bool in_done;
+  int status;
+  void* result;
+  bool cancel0;         /* uvrt_job_cancel returned 0 */
+  bool cancel_busy;     /* ... UVRT_EBUSY */
+  bool settled_known;   /* a run to completion or destroy happened since it was submitted */
+  bool unsettled_at_destroy;
+  /* Written by the work function; read on the loop thread after the job settled. */
+  atomic_int started;
+  atomic_int finished;
+  atomic_int holding;
+  atomic_int work_rc;
+  uvrt_job_t* work_job;
+  void* work_result;
+  bool has_message;
+  char message[48];     /* what the job's message must be */
+  char scratch[48];     /* given to uvrt_job_fail, then overwritten: it must have been copied */
+  int payload;
+};
+
+struct timer {
+  uv_timer_t handle;
+  struct rt_rec* rt;
+  uv_loop_t* loop;
+  uint8_t act, p;
+  bool closed;       /* by uvrt's destroy (a runtime's own loop) or the harness */
+};
+
+static struct {
+  int nrts, njobs, ops, ntimers;
+  bool burst_done;
+  struct timer* timers[MAX_TIMERS];
+  struct rt_rec rts[MAX_RUNTIMES];
+  struct job jobs[MAX_JOBS];
+  uv_loop_t* app_loops[APP_LOOPS];
+  int api_depth; /* > 0 inside submit, cancel, release: no done callback may run then */
+  uv_loop_t* active[16]; /* loops being turned, innermost last */
+  int nactive;
+} S;
+
+static int pool;
+static atomic_int gate_open;
+static atomic_int hold_timeouts;
+static int trace;
+static const uint8_t* in_p;
+static size_t in_n;
+
+/* A value no handle or runtime can have: "not written". */
+static max_align_t sentinel_storage;
+#define SENTINEL_JOB ((uvrt_job_t*)(void*)&sentinel_storage)
+#define SENTINEL_RT ((uvrt_runtime_t*)(void*)&sentinel_storage)
+
+#define CHECK(cond, ...)                                          \
+  do {                                                            \
+    if (!(cond)) violated(__LINE__, #cond, __VA_ARGS__);          \
+  } while (0)
+
+static void violated(int line, const char* cond, const char* fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
+
+static void violated(int line, const char* cond, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "fuzz_c_api.c:%d: contract violated (%s): ", line, cond);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  abort();
+}
+
+static void tracef(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+static void tracef(const char* fmt, ...) {
+  if (!trace) return;
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%*s%s", 2 * S.nactive, "", role == ROLE_HELPER ? "[helper] " : "");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+}
+
+static uint8_t next_byte(void) {
+  if (in_n == 0) return 0;
+  --in_n;
+  return *in_p++;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Expected return codes */
+
+struct codes {
+  int n;
+  int v[6];
+};
+
+static void allow(struct codes* c, int code) {
+  for (int i = 0; i < c->n; ++i)
+    if (c->v[i] == code) return;
+  c->v[c->n++] = code;
+}
+
+static void expect_rc(const char* call, int rc, const struct codes* ok) {
+  for (int i = 0; i < ok->n; ++i)
+    if (rc == ok->v[i]) return;
+  char list[160] = "";
+  for (int i = 0; i < ok->n; ++i) {
+    size_t len = strlen(list);
+    snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", uvrt_err_name(ok->v[i]));
+  }
+  violated(__LINE__, "documented return code", "%s returned %d (%s); expected %s", call, rc, uvrt_err_name(rc), list);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The helper thread: runs one function at a time for the fuzzing thread, which waits meanwhile,
+ * so the harness's state is never touched by two threads at once. Both sides spin briefly before
+ * sleeping: a futex wake-up per side would cost more than most ops. */
+
+static pthread_mutex_t helper_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t helper_cond = PTHREAD_COND_INITIALIZER;
+static void (*helper_fn)(void*);
+static void* helper_arg;
+static atomic_int helper_state; /* 0 idle, 1 asked, 2 done */
+
+static long elapsed_ns(const struct timespec* t0) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - t0->tv_sec) * 1000000000L + (now.tv_nsec - t0->tv_nsec);
+}
+
+static void* helper_main(void* unused) {
+  (void)unused;
+  role = ROLE_HELPER;
+  for (;;) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&helper_state) != 1 && elapsed_ns(&t0) < 100000) sched_yield();
+    pthread_mutex_lock(&helper_mutex);
+    while (atomic_load(&helper_state) != 1) pthread_cond_wait(&helper_cond, &helper_mutex);
+    pthread_mutex_unlock(&helper_mutex);
+    helper_fn(helper_arg);
+    atomic_store(&helper_state, 2);
+  }
+  return NULL;
+}
+
+/* Runs fn(arg) on the thread with role `who`, which is this one or the helper. */
+static void run_as(int who, void (*fn)(void*), void* arg) {
+  if (who == role) {
+    fn(arg);
+    return;
+  }
+  CHECK(who == ROLE_HELPER && role == ROLE_MAIN, "run_as(%d) from role %d", who, role);
+  helper_fn = fn;
+  helper_arg = arg;
+  pthread_mutex_lock(&helper_mutex);
+  atomic_store(&helper_state, 1);
+  pthread_cond_signal(&helper_cond);
+  pthread_mutex_unlock(&helper_mutex);
+  while (atomic_load(&helper_state) != 2) sched_yield();
+  atomic_store(&helper_state, 0);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Picking runtimes and handles */
+
+static struct rt_rec* pick_rt(uint8_t b) {
+  int live[MAX_RUNTIMES], n = 0;
+  for (int i = 0; i < S.nrts; ++i)
+    if (S.rts[i].live) live[n++] = i;
+  return b == 0xff || n == 0 ? NULL : &S.rts[live[b % n]];
+}
+
+static struct job* pick_handle(uint8_t b) {
+  int held[MAX_JOBS], n = 0;
+  for (int i = 0; i < S.njobs; ++i)
+    if (S.jobs[i].held) held[n++] = i;
+  return b == 0xff || n == 0 ? NULL : &S.jobs[held[b % n]];
+}
+
+static bool loop_active(const uv_loop_t* loop) {
+  for (int i = 0; i < S.nactive; ++i)
+    if (S.active[i] == loop) return true;
+  return false;
+}
+
+static void push_loop(uv_loop_t* loop) {
+  CHECK(S.nactive < (int)(sizeof S.active / sizeof S.active[0]), "loops nested too deep");
+  S.active[S.nactive++] = loop;
+}
+
+static void pop_loop(void) { --S.nactive; }
+
+/* What the job's message is once it has settled. */
+static const char* expected_message(const struct job* j) {
+  return atomic_load(&j->started) && j->has_message ? j->message : NULL;
+}
+
+static void check_message(const struct job* j, const char* got, const char* when) {
+  const char* want = expected_message(j);
+  if (!want) CHECK(got == NULL, "job %d %s: uvrt_job_message gave \"%s\", expected NULL", j->id, when, got);
+  else CHECK(got && strcmp(got, want) == 0, "job %d %s: uvrt_job_message gave \"%s\", expected \"%s\"", j->id, when, got ? got : "(null)", want);
+}
+
+/* Every job on `loop` has settled: a run to completion or a destroy has just returned. */
+static void all_settled_on(const uv_loop_t* loop, const struct rt_rec* only, const char* after) {
+  for (int i = 0; i < S.njobs; ++i) {
+    struct job* j = &S.jobs[i];
+    if (!j->submitted || (only ? j->rt != only : j->loop != loop)) continue;
+    j->settled_known = true;
+    if (j->has_done) CHECK(j->done_calls == 1, "job %d: done ran %d times after %s returned", j->id, j->done_calls, after);
+    if (atomic_load(&j->started)) CHECK(atomic_load(&j->finished), "job %d still running after %s returned", j->id, after);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Work functions (on pool threads) */
+
+static void spin(int n) {
+  for (volatile int i = 0; i < n; ++i) {
+  }
+}
+
+static void on_done(uvrt_job_t* job, int status, void* result, void* arg);
+
+static int work(uvrt_job_t* job, void* arg, void** result) {
+  struct job* j = arg;
+  CHECK(role == ROLE_WORKER, "a work function ran on the harness's thread %d", role);
+  CHECK(atomic_fetch_add(&j->started, 1) == 0, "job %d: its work function ran twice", j->id);
+  CHECK(*result == NULL, "job %d: *result is not NULL on entry", j->id);
+  j->work_job = job;
+  void* res = &j->payload;
+  int rc = 0;
+  switch (j->kind) {
+    case W_OK:
+      break;
+    case W_CODE:
+      rc = j->code;
+      break;
+    case W_FAIL:
+    case W_FAIL_TWICE:
+    case W_FAIL_CLEAR: {
+      snprintf(j->scratch, sizeof j->scratch, "job %d failed with %d", j->id, j->code);
+      snprintf(j->message, sizeof j->message, "%s", j->scratch);
+      rc = uvrt_job_fail(job, j->code, j->scratch);
+      CHECK(rc == j->code, "job %d: uvrt_job_fail returned %d, not its code %d", j->id, rc, j->code);
+      memset(j->scratch, 'x', sizeof j->scratch - 1); /* it must have been copied */
+      j->has_message = true;
+      if (j->kind == W_FAIL_TWICE) {
+        snprintf(j->scratch, sizeof j->scratch, "job %d, second reason", j->id);
+        snprintf(j->message, sizeof j->message, "%s", j->scratch);
+        rc = uvrt_job_fail(job, j->code, j->scratch);
+        memset(j->scratch, 'y', sizeof j->scratch - 1);
+      } else if (j->kind == W_FAIL_CLEAR) {
+        rc = uvrt_job_fail(job, j->code, NULL);
+        j->has_message = false;
+      }
+      CHECK(rc == j->code, "job %d: uvrt_job_fail returned %d, not its code %d", j->id, rc, j->code);
+      break;
+    }
+    case W_POLL:
+      for (int i = 0; i < 300; ++i) {
+        if (uvrt_job_stop_requested(job)) {
+          rc = UVRT_ECANCELED;
+          break;
+        }
+        spin(8);
+      }
+      break;
+    case W_HOLD: {
+      atomic_store(&j->holding, 1);
+      struct timespec t0, now;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      for (unsigned i = 1; !atomic_load(&gate_open); ++i) {
+        if (uvrt_job_stop_requested(job)) {
+          rc = UVRT_ECANCELED;
+          break;
+        }
+        sched_yield();
+        if (i % 256 == 0) {
+          clock_gettime(CLOCK_MONOTONIC, &now);
+          if (now.tv_sec - t0.tv_sec > HOLD_SECONDS) {
+            atomic_fetch_add(&hold_timeouts, 1);
+            break;
+          }
+        }
+      }
+      atomic_store(&j->holding, 0);
+      break;
+    }
+    case W_SPIN:
+      spin(1000);
+      break;
+    case W_OK_NULL:
+      res = NULL;
+      break;
+    case W_FAIL_BAD:
+      CHECK(uvrt_job_fail(job, 0, "a failure without a code") == UVRT_EINVAL, "job %d: uvrt_job_fail(job, 0) is not UVRT_EINVAL", j->id);
+      CHECK(uvrt_job_fail(NULL, UV_EIO, "no job") == UVRT_EINVAL, "uvrt_job_fail(NULL) is not UVRT_EINVAL");
+      CHECK(uvrt_job_fail(NULL, 0, NULL) == UVRT_EINVAL, "uvrt_job_fail(NULL, 0) is not UVRT_EINVAL");
+      break;
+    case W_PROBE: {
+      uvrt_job_t* h = SENTINEL_JOB;
+      int r = uvrt_job_submit(j->runtime, &h, work, on_done, j);
+      CHECK(r == UVRT_ETHREAD && h == SENTINEL_JOB, "job %d: submit from a work function gave %d", j->id, r);
+      r = uvrt_job_submit(j->runtime, NULL, NULL, NULL, NULL);
+      CHECK(r == UVRT_ETHREAD || r == UVRT_EINVAL, "job %d: submit(NULL work) from a work function gave %d", j->id, r);
+      CHECK((r = uvrt_runtime_run(j->runtime)) == UVRT_ETHREAD, "job %d: run from a work function gave %d", j->id, r);
+      CHECK((r = uvrt_runtime_destroy(j->runtime)) == UVRT_ETHREAD, "job %d: destroy from a work function gave %d", j->id, r);
+      CHECK((r = uvrt_job_cancel(job)) == UVRT_ETHREAD, "job %d: cancel from its work function gave %d", j->id, r);
+      CHECK((r = uvrt_job_release(job)) == UVRT_ETHREAD, "job %d: release from its work function gave %d", j->id, r);
+      CHECK(uvrt_job_message(job) == NULL, "job %d: uvrt_job_message from its work function is not NULL", j->id);
+      CHECK(uvrt_runtime_loop(j->runtime) == j->loop, "job %d: uvrt_runtime_loop from a work function", j->id);
+      CHECK((r = uvrt_threadpool_size()) == pool, "uvrt_threadpool_size from a work function gave %d", r);
+      r = uvrt_job_stop_requested(job);
+      CHECK(r == 0 || r == 1, "uvrt_job_stop_requested gave %d", r);
+      break;
+    }
+    default:
+      CHECK(0, "work kind %d", j->kind);
+  }
+  j->work_result = res;
+  atomic_store(&j->work_rc, rc);
+  atomic_store(&j->finished, 1);
+  *result = res;
+  return rc;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The calls, each with its expected outcome. They are used by ops and by done callbacks alike. */
+
+static void submit_job(struct rt_rec* r, int kind, int code, uint8_t flags, uint8_t actions, uint8_t p_job,
+                       uint8_t p_rt, uint8_t p_child, int generation) {
+  if (S.njobs >= MAX_JOBS) return;
+  struct job* j = &S.jobs[S.njobs++];
+  j->id = S.njobs - 1;
+  j->generation = generation;
+  j->rt = r;
+  j->runtime = r ? r->rt : NULL;
+  j->loop = r ? r->loop : NULL;
+  j->owner = r ? r->owner : role;
+  j->kind = kind;
+  j->code = code;
+  j->actions = actions;
+  j->p_job = p_job;
+  j->p_rt = p_rt;
+  j->p_child = p_child;
+  const bool null_work = flags & 4;
+  j->has_done = !(flags & 2);
+  j->want_handle = !(flags & 1);
+
+  struct codes ok = {0};
+  if (!r || null_work) allow(&ok, UVRT_EINVAL);
+  if (r && r->owner != role) allow(&ok, UVRT_ETHREAD);
+  if (r && r->closing) allow(&ok, UVRT_ECLOSING);
+  if (ok.n == 0) allow(&ok, 0);
+
+  uvrt_job_t* h = SENTINEL_JOB;
+  ++S.api_depth;
+  const int rc = uvrt_job_submit(j->runtime, j->want_handle ? &h : NULL, null_work ? NULL : work,
+                                 j->has_done ? on_done : NULL, j);
+  --S.api_depth;
+  tracef("submit job %d to rt %d: work %d code %d flags %d actions 0x%x gen %d: %s", j->id, r ? r->id : -1, kind,
+         code, flags, actions, generation, uvrt_err_name(rc));
+  expect_rc("uvrt_job_submit", rc, &ok);
+  if (rc != 0) {
+    CHECK(h == SENTINEL_JOB, "a refused submit wrote *job");
+    return;
+  }
+  j->submitted = true;
+  if (j->want_handle) {
+    CHECK(h != SENTINEL_JOB && h != NULL, "submit returned 0 without a handle");
+    j->handle = h;
+    j->held = true;
+  }
+  CHECK(j->done_calls == 0, "job %d: done ran inside uvrt_job_submit", j->id);
+}
+
+static void cancel_job(struct job* j) {
+  struct codes ok = {0};
+  if (!j) {
+    allow(&ok, UVRT_EINVAL);
+  } else if (j->owner != role) {
+    allow(&ok, UVRT_ETHREAD);
+  } else if (j->done_calls > 0 || j->settled_known) {
+    allow(&ok, UVRT_EALREADY);
+  } else {
+    if (j->cancel0) allow(&ok, 0);
+    else if (j->cancel_busy || atomic_load(&j->started)) allow(&ok, UVRT_EBUSY);
+    else {
+      allow(&ok, 0);
+      allow(&ok, UVRT_EBUSY);
+    }
+    if (!j->has_done) allow(&ok, UVRT_EALREADY); /* it may have settled unseen */
+  }
+  const int calls_before = j ? j->done_calls : 0;
+  ++S.api_depth;
+  const int rc = uvrt_job_cancel(j ? j->handle : NULL);
+  --S.api_depth;
+  tracef("cancel job %d: %s", j ? j->id : -1, uvrt_err_name(rc));
+  expect_rc("uvrt_job_cancel", rc, &ok);
+  if (!j || rc == UVRT_ETHREAD) return;
+  if (rc == 0) j->cancel0 = true;
+  if (rc == UVRT_EBUSY) {
+    j->cancel_busy = true;
+    CHECK(uvrt_job_stop_requested(j->handle) == 1, "job %d: cancel gave UVRT_EBUSY but no stop is requested", j->id);
+  }
+  if (rc == UVRT_EALREADY) j->settled_known = true;
+  CHECK(j->done_calls == calls_before, "job %d: done ran inside uvrt_job_cancel", j->id);
+}
+
+static void release_job(struct job* j) {
+  struct codes ok = {0};
+  allow(&ok, !j ? UVRT_EINVAL : j->owner != role ? UVRT_ETHREAD : 0);
+  const int calls_before = j ? j->done_calls : 0;
+  ++S.api_depth;
+  const int rc = uvrt_job_release(j ? j->handle : NULL);
+  --S.api_depth;
+  tracef("release job %d: %s", j ? j->id : -1, uvrt_err_name(rc));
+  expect_rc("uvrt_job_release", rc, &ok);
+  if (j && rc == 0) j->held = false;
+  if (j) CHECK(j->done_calls == calls_before, "job %d: done ran inside uvrt_job_release", j->id);
+}
+
+static void query_job(struct job* j) {
+  const uvrt_job_t* h = j ? j->handle : NULL;
+  tracef("query job %d", j ? j->id : -1);
+  ++S.api_depth;
+  const char* m = uvrt_job_message(h);
+  if (!j || j->owner != role || (j->has_done && j->done_calls == 0 && !j->in_done)) {
+    CHECK(m == NULL, "job %d: uvrt_job_message gave \"%s\" before settling or off its thread", j ? j->id : -1, m);
+  } else if (j->done_calls > 0 || j->in_done || j->settled_known) {
+    check_message(j, m, "once settled");
+  } else if (m != NULL) {
+    check_message(j, m, "(settled unseen)");
+  }
+  const int stop = uvrt_job_stop_requested(h);
+  if (!j) CHECK(stop == 0, "uvrt_job_stop_requested(NULL) gave %d", stop);
+  else if (j->cancel_busy) CHECK(stop == 1, "job %d: no stop request after cancel gave UVRT_EBUSY", j->id);
+  else if (!j->unsettled_at_destroy) CHECK(stop == 0, "job %d: a stop request nobody made", j->id);
+  else if (j->has_done) /* destroy cancelled it if queued, asked it to stop if running */
+    CHECK(stop == atomic_load(&j->started), "job %d: stop requested %d after destroy began, but it %s", j->id, stop,
+          atomic_load(&j->started) ? "ran" : "never ran");
+  else CHECK(stop == 0 || stop == 1, "uvrt_job_stop_requested gave %d", stop);
+
+  struct codes ok = {0};
+  allow(&ok, j ? UVRT_ETHREAD : UVRT_EINVAL);
+  expect_rc("uvrt_job_fail off the pool", uvrt_job_fail(j ? j->handle : NULL, UV_EIO, "not from the work function"), &ok);
+  if (j) allow(&ok, UVRT_EINVAL);
+  expect_rc("uvrt_job_fail(job, 0) off the pool", uvrt_job_fail(j ? j->handle : NULL, 0, NULL), &ok);
+  const char* again = uvrt_job_message(h);
+  CHECK(again == m, "job %d: the message changed after refused uvrt_job_fail calls", j ? j->id : -1);
+  --S.api_depth;
+}
+
+static void open_gate(void) { atomic_store(&gate_open, 1); }
+
+static void run_runtime(struct rt_rec* r) {
+  struct codes ok = {0};
+  if (!r) allow(&ok, UVRT_EINVAL);
+  else if (r->owner != role) allow(&ok, UVRT_ETHREAD);
+  else if (r->depth > 0) allow(&ok, UVRT_EBUSY);
+  else if (loop_active(r->loop)) return; /* re-entering a loop uvrt cannot see: outside the contract */
+  else allow(&ok, 0);
+  tracef("run rt %d", r ? r->id : -1);
+  const bool turns = ok.v[0] == 0;
+  if (turns) {
+    open_gate(); /* HOLD jobs anywhere could keep this loop's jobs queued */
+    push_loop(r->loop);
+    ++r->depth;
+  }
+  const int rc = uvrt_runtime_run(r ? r->rt : NULL);
+  if (turns) {
+    --r->depth;
+    pop_loop();
+  }
+  tracef("run rt %d returned %s", r ? r->id : -1, uvrt_err_name(rc));
+  expect_rc("uvrt_runtime_run", rc, &ok);
+  if (turns) all_settled_on(r->loop, NULL, "uvrt_runtime_run");
+}
+
+static void destroy_runtime(struct rt_rec* r) {
+  struct codes ok = {0};
+  if (!r) allow(&ok, UVRT_EINVAL);
+  else if (r->owner != role) allow(&ok, UVRT_ETHREAD);
+  else if (r->depth > 0) allow(&ok, UVRT_EBUSY);
+  else if (loop_active(r->loop)) return; /* destroy turns the loop: outside the contract */
+  else allow(&ok, 0);
+  tracef("destroy rt %d", r ? r->id : -1);
+  const bool tears_down = ok.v[0] == 0;
+  if (tears_down) {
+    /* The gate stays as it is: the running jobs must leave because destroy asks them to stop. */
+    for (int i = 0; i < S.njobs; ++i) {
+      struct job* j = &S.jobs[i];
+      if (j->submitted && j->rt == r && j->done_calls == 0 && !j->settled_known) j->unsettled_at_destroy = true;
+    }
+    r->closing = true;
+    push_loop(r->loop);
+    ++r->depth;
+  }
+  const int rc = uvrt_runtime_destroy(r ? r->rt : NULL);
+  if (tears_down) {
+    --r->depth;
+    pop_loop();
+  }
+  tracef("destroy rt %d returned %s", r ? r->id : -1, uvrt_err_name(rc));
+  expect_rc("uvrt_runtime_destroy", rc, &ok);
+  if (!tears_down) return;
+  all_settled_on(NULL, r, "uvrt_runtime_destroy");
+  for (int i = 0; i < S.njobs; ++i) {
+    struct job* j = &S.jobs[i];
+    if (!j->submitted || j->rt != r || !j->has_done || !j->unsettled_at_destroy || !j->held) continue;
+    /* Running jobs were asked to stop; queued ones were cancelled and never ran. */
+    const int stop = uvrt_job_stop_requested(j->handle);
+    CHECK(stop == (atomic_load(&j->started) ? 1 : 0), "job %d: stop requested %d after destroy, but it %s", j->id, stop,
+          atomic_load(&j->started) ? "ran" : "never ran");
+  }
+  r->live = false;
+  r->closing = false;
+  r->rt = NULL;
+  /* An own loop is gone: uvrt closed the application's handles left on it. */
+  for (int i = 0; i < S.ntimers; ++i)
+    if (S.timers[i]->rt == r && r->app < 0) S.timers[i]->closed = true;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The done callback (on the runtime's loop thread) */
+
+static struct rt_rec* done_target(const struct job* j) {
+  return j->p_rt == 0 ? j->rt : j->p_rt == 0xff ? NULL : pick_rt((uint8_t)(j->p_rt - 1));
+}
+
+static void on_done(uvrt_job_t* job, int status, void* result, void* arg) {
+  struct job* j = arg;
+  CHECK(j >= S.jobs && j < S.jobs + S.njobs, "done got an arg the harness never passed");
+  CHECK(j->submitted && j->has_done, "job %d: done ran for a job submitted without one, or refused", j->id);
+  CHECK(j->done_calls == 0, "job %d: done ran twice", j->id);
+  CHECK(role == j->owner, "job %d: done ran on thread %d, not its runtime's %d", j->id, role, j->owner);
+  CHECK(S.api_depth == 0, "job %d: done ran inside submit, cancel or release", j->id);
+  CHECK(loop_active(j->loop), "job %d: done ran while nothing turned its loop", j->id);
+  CHECK(!j->want_handle || job == j->handle, "job %d: done got another job pointer than submit returned", j->id);
+  const bool ran = atomic_load(&j->started);
+  tracef("done job %d: status %d (%s)%s", j->id, status, uvrt_err_name(status), ran ? "" : ", never ran");
+  j->done_calls = 1;
+  j->in_done = true;
+  j->status = status;
+  j->result = result;
+
+  if (!ran) {
+    CHECK(status == UVRT_ECANCELED, "job %d never ran, but done got %d", j->id, status);
+    CHECK(result == NULL, "job %d never ran, but done got a result", j->id);
+    CHECK(j->cancel0 || j->rt->closing, "job %d never ran, but it was neither cancelled nor its runtime destroyed", j->id);
+  } else {
+    CHECK(atomic_load(&j->finished), "job %d: done ran before its work function returned", j->id);
+    CHECK(!j->cancel0, "job %d ran after cancel returned 0", j->id);
+    CHECK(job == j->work_job, "job %d: done and work got different job pointers", j->id);
+    CHECK(status == atomic_load(&j->work_rc), "job %d: done got %d, its work function returned %d", j->id, status,
+          atomic_load(&j->work_rc));
+    CHECK(result == j->work_result, "job %d: done got another result than its work function stored", j->id);
+  }
+  check_message(j, uvrt_job_message(job), "in done");
+  const int stop = uvrt_job_stop_requested(job);
+  if (j->cancel_busy || (j->unsettled_at_destroy && ran))
+    CHECK(stop == 1, "job %d: no stop request in done after %s", j->id, j->cancel_busy ? "cancel gave UVRT_EBUSY" : "destroy while it ran");
+  else if (!j->unsettled_at_destroy)
+    CHECK(stop == 0, "job %d: a stop request nobody made", j->id);
+
+  if (j->slow_done) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (elapsed_ns(&t0) < SLOW_DONE_NS) {
+    }
+  }
+
+  struct rt_rec* r = j->rt;
+  ++r->depth;
+  const uint8_t a = j->actions;
+  if (a & D_CANCEL_SELF) {
+    ++S.api_depth;
+    const int rc = uvrt_job_cancel(job);
+    --S.api_depth;
+    struct codes ok = {1, {UVRT_EALREADY}};
+    expect_rc("uvrt_job_cancel inside its done", rc, &ok);
+  }
+  if (a & D_FAIL) {
+    struct codes ok = {1, {UVRT_ETHREAD}};
+    expect_rc("uvrt_job_fail inside done", uvrt_job_fail(job, UV_EIO, "from done"), &ok);
+    check_message(j, uvrt_job_message(job), "after uvrt_job_fail from done");
+  }
+  if ((a & D_RELEASE_SELF) && j->held) {
+    release_job(j);
+    check_message(j, uvrt_job_message(job), "in done after its release");
+    CHECK(uvrt_job_cancel(job) == UVRT_EALREADY, "job %d: cancel in done after release", j->id);
+  }
+  if (a & D_CANCEL_OTHER) cancel_job(pick_handle(j->p_job));
+  if (a & D_RELEASE_OTHER) release_job(pick_handle((uint8_t)(j->p_job ^ 0x55)));
+  if (a & D_SUBMIT) {
+    uint8_t child = child_actions[j->p_child >> 4];
+    if (j->generation + 1 >= MAX_GENERATION) child &= (uint8_t)~D_SUBMIT;
+    submit_job(done_target(j), (j->p_child & 15) % N_WORK, work_codes[j->p_child % 12], 0, child, j->p_job,
+               0, (uint8_t)(j->p_child * 7 + 3), j->generation + 1);
+  }
+  if (a & D_RUN) run_runtime(done_target(j));
+  if (a & D_DESTROY) destroy_runtime(done_target(j));
+  --r->depth;
+  j->in_done = false;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Ops */
+
+static uv_loop_t* app_loop(int i) {
+  if (!S.app_loops[i]) {
+    S.app_loops[i] = malloc(sizeof(uv_loop_t));
+    CHECK(S.app_loops[i] != NULL, "out of memory");
+    CHECK(uv_loop_init(S.app_loops[i]) == 0, "uv_loop_init");
+  }
+  return S.app_loops[i];
+}
+
+static void op_create(void) {
+  const uint8_t how = next_byte(), opts = next_byte();
+  int live = 0;
+  for (int i = 0; i < S.nrts; ++i) live += S.rts[i].live;
+  if (live >= MAX_LIVE || S.nrts >= MAX_RUNTIMES) return;
+  int loop_kind = how % 4;
+  if (role == ROLE_HELPER && (loop_kind == 1 || loop_kind == 2)) loop_kind = 0; /* app loops are the main thread's */
+  const bool null_out = how & 0x80;
+  uvrt_options_t o = {0};
+  const uvrt_options_t* op = &o;
+  switch (opts % 10) {
+    case 0: op = NULL; break;
+    case 1: o.threadpool_size = 0; break;
+    case 2: o.threadpool_size = pool; break;
+    case 3: o.threadpool_size = -1; break;
+    case 4: o.threadpool_size = 1025; break;
+    case 5: o.threadpool_size = INT_MIN; break;
+    case 6: o.threadpool_size = INT_MAX; break;
+    case 7: o.threadpool_size = pool < 1024 ? pool + 1 : pool - 1; break;
+    case 8: o.threadpool_size = 1024; break;
+    default: o.threadpool_size = 1; break;
+  }
+  const int size = op ? o.threadpool_size : 0;
+  struct codes ok = {0};
+  if (null_out || loop_kind == 3) allow(&ok, UVRT_EINVAL);
+  if (size < 0 || size > 1024) allow(&ok, UVRT_EPOOLSIZE);
+  else if (size != 0 && size != pool) allow(&ok, UVRT_EPOOLCONFLICT);
+  if (ok.n == 0) allow(&ok, 0);
+  uv_loop_t* loop = loop_kind == 1 || loop_kind == 2 ? app_loop(loop_kind - 1) : NULL;
+  uvrt_runtime_t* rt = SENTINEL_RT;
+  const int rc = loop_kind == 0 ? uvrt_runtime_create(null_out ? NULL : &rt, op)
+                                : uvrt_runtime_create_on_loop(null_out ? NULL : &rt, loop, op);
+  tracef("create rt %d: loop kind %d, size %d%s%s: %s", S.nrts, loop_kind, size, op ? "" : " (NULL options)",
+         null_out ? ", NULL out" : "", uvrt_err_name(rc));
+  expect_rc(loop_kind == 0 ? "uvrt_runtime_create" : "uvrt_runtime_create_on_loop", rc, &ok);
+  if (rc != 0) {
+    CHECK(rt == SENTINEL_RT, "a refused create wrote *runtime");
+    return;
+  }
+  CHECK(rt != SENTINEL_RT && rt != NULL, "create returned 0 without a runtime");
+  struct rt_rec* r = &S.rts[S.nrts];
+  r->id = S.nrts++;
+  r->rt = rt;
+  r->loop = uvrt_runtime_loop(rt);
+  r->app = loop_kind == 0 ? -1 : loop_kind - 1;
+  r->owner = role;
+  r->live = true;
+  CHECK(r->loop != NULL && (loop_kind == 0 || r->loop == loop), "uvrt_runtime_loop of a new runtime");
+}
+
+static void op_submit(void) {
+  struct rt_rec* r = pick_rt(next_byte());
+  const int kind = next_byte() % N_WORK;
+  const int code = work_codes[next_byte() % 12];
+  const uint8_t flags = next_byte();
+  const uint8_t actions = next_byte();
+  const uint8_t p_job = actions & (D_CANCEL_OTHER | D_RELEASE_OTHER) ? next_byte() : 0;
+  const uint8_t p_rt = actions & (D_SUBMIT | D_RUN | D_DESTROY) ? next_byte() : 0;
+  const uint8_t p_child = actions & D_SUBMIT ? next_byte() : 0;
+  submit_job(r, kind, code, flags, actions, p_job, p_rt, p_child, 0);
+}
+
+static bool in_flight_on(const uv_loop_t* loop) {
+  for (int i = 0; i < S.njobs; ++i) {
+    const struct job* j = &S.jobs[i];
+    if (j->submitted && j->loop == loop && j->done_calls == 0 && !j->settled_known) return true;
+  }
+  return false;
+}
+
+static void op_uvrun(void) {
+  struct rt_rec* r = pick_rt(next_byte());
+  const int mode = next_byte() % 3;
+  if (!r || r->owner != role) return; /* a loop is turned by its own thread only */
+  uv_run_mode m = mode == 0 ? UV_RUN_NOWAIT : mode == 1 ? UV_RUN_ONCE : UV_RUN_DEFAULT;
+  if (m == UV_RUN_ONCE && !in_flight_on(r->loop)) m = UV_RUN_NOWAIT; /* ONCE could wait forever */
+  if (m != UV_RUN_NOWAIT) open_gate();
+  tracef("uv_run rt %d's loop, %s", r->id, m == UV_RUN_NOWAIT ? "UV_RUN_NOWAIT" : m == UV_RUN_ONCE ? "UV_RUN_ONCE" : "UV_RUN_DEFAULT");
+  push_loop(r->loop);
+  uv_run(r->loop, m);
+  pop_loop();
+  if (m == UV_RUN_DEFAULT) all_settled_on(r->loop, NULL, "uv_run(UV_RUN_DEFAULT)");
+}
+
+static int holding_now(void) {
+  int n = 0;
+  for (int i = 0; i < S.njobs; ++i) n += atomic_load(&S.jobs[i].holding);
+  return n;
+}
+
+static void wait_for_job(struct job* j, bool finished) {
+  atomic_int* flag = finished ? &j->finished : &j->started;
+  if (!j->submitted || j->cancel0 || j->done_calls > 0 || j->settled_known) return;
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (unsigned i = 1; !atomic_load(flag); ++i) {
+    /* It cannot start while held jobs fill the pool, nor finish while it holds itself. */
+    if (!atomic_load(&j->started) && !atomic_load(&gate_open) && holding_now() >= pool) return;
+    if (atomic_load(&j->holding) && !atomic_load(&gate_open) && !j->cancel_busy) return;
+    sched_yield();
+    if (i % 256 == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec - t0.tv_sec > WAIT_SECONDS) return;
+    }
+  }
+}
+
+static void op_wait(void) {
+  const uint8_t which = next_byte(), mode = next_byte();
+  if (S.njobs > 0) wait_for_job(&S.jobs[which % S.njobs], mode & 1);
+}
+
+static void op_burst(void) {
+  struct rt_rec* r = pick_rt(next_byte());
+  const int n = 33 + next_byte() % 16;
+  const int kind = next_byte() % N_WORK;
+  const int first = S.njobs;
+  if (S.burst_done) return;
+  S.burst_done = true;
+  tracef("burst of %d jobs to rt %d", n, r ? r->id : -1);
+  for (int i = 0; i < n && S.njobs < MAX_JOBS; ++i) {
+    submit_job(r, kind, work_codes[i % 12], 0, 0, 0, 0, 0, 0);
+    S.jobs[S.njobs - 1].slow_done = true;
+  }
+  for (int i = first; i < S.njobs; ++i) wait_for_job(&S.jobs[i], true);
+}
+
+/* An application's timer on a runtime's loop: its callback is the application's own libuv
+ * callback, from which the C API may be called (but not run or destroy on that loop). */
+static void on_timer(uv_timer_t* handle) {
+  struct timer* t = handle->data;
+  CHECK(loop_active(t->loop), "a timer fired while nothing turned its loop");
+  tracef("timer on rt %d's loop: act %d", t->rt->id, t->act % 4);
+  switch (t->act % 4) {
+    case 1:
+      if (t->rt->live) submit_job(t->rt, t->p % N_WORK, work_codes[t->p % 12], 0, 0, 0, 0, 0, 0);
+      break;
+    case 2: cancel_job(pick_handle(t->p)); break;
+    case 3: release_job(pick_handle(t->p)); break;
+    default: break;
+  }
+}
+
+static void op_timer(void) {
+  struct rt_rec* r = pick_rt(next_byte());
+  const uint8_t act = next_byte(), p = next_byte();
+  if (!r || r->owner != role || S.ntimers >= MAX_TIMERS) return; /* a loop's handles are its thread's */
+  struct timer* t = calloc(1, sizeof *t);
+  CHECK(t != NULL, "out of memory");
+  t->rt = r;
+  t->loop = r->loop;
+  t->act = act;
+  t->p = p;
+  t->handle.data = t;
+  CHECK(uv_timer_init(r->loop, &t->handle) == 0, "uv_timer_init");
+  CHECK(uv_timer_start(&t->handle, on_timer, 0, 0) == 0, "uv_timer_start");
+  S.timers[S.ntimers++] = t;
+  tracef("timer %d on rt %d's loop", S.ntimers - 1, r->id);
+}
+
+static void timer_closed(uv_handle_t* handle) { ((struct timer*)handle->data)->closed = true; }
+
+static void op_errstr(void) {
+  uint32_t u = next_byte();
+  u |= (uint32_t)next_byte() << 8;
+  u |= (uint32_t)next_byte() << 16;
+  u |= (uint32_t)next_byte() << 24;
+  int v;
+  memcpy(&v, &u, sizeof v);
+  const char* text = uvrt_strerror(v);
+  const char* name = uvrt_err_name(v);
+  CHECK(text && *text && name && *name, "uvrt_strerror/uvrt_err_name(%d) empty", v);
+#define UVRT_FUZZ_CODE(n, value, t)                                                                  \
+  if (v == UVRT_##n) {                                                                              \
+    CHECK(strcmp(text, t) == 0 && strcmp(name, "UVRT_" #n) == 0, "code %d is %s: \"%s\"", v, name, text); \
+  }
+  UVRT_ERRNO_MAP(UVRT_FUZZ_CODE)
+#undef UVRT_FUZZ_CODE
+  if (v == 0) CHECK(strcmp(text, "success") == 0 && strcmp(name, "OK") == 0, "code 0: %s \"%s\"", name, text);
+  if (strncmp(text, "Unknown error", 13) == 0) {
+    char want[48];
+    snprintf(want, sizeof want, "Unknown error %d", v);
+    CHECK(strcmp(text, want) == 0, "uvrt_strerror(%d) = \"%s\"", v, text);
+  }
+}
+
+static void op_pool(void) {
+  struct rt_rec* r = pick_rt(next_byte());
+  const int n = uvrt_threadpool_size();
+  CHECK(n == pool, "uvrt_threadpool_size() = %d, the pool has %d", n, pool);
+  CHECK(uvrt_runtime_loop(r ? r->rt : NULL) == (r ? r->loop : NULL), "uvrt_runtime_loop changed");
+}
+
+static void exec_op(void);
+static void exec_op_cb(void* unused) {
+  (void)unused;
+  exec_op();
+}
+
+static void exec_op(void) {
+  if (in_n == 0 || S.ops >= MAX_OPS) return;
+  ++S.ops;
+  const int op = next_byte() % N_OPS;
+  switch (op) {
+    case OP_CREATE: op_create(); break;
+    case OP_SUBMIT: op_submit(); break;
+    case OP_CANCEL: cancel_job(pick_handle(next_byte())); break;
+    case OP_RELEASE: release_job(pick_handle(next_byte())); break;
+    case OP_UVRUN: op_uvrun(); break;
+    case OP_RUN: run_runtime(pick_rt(next_byte())); break;
+    case OP_DESTROY: destroy_runtime(pick_rt(next_byte())); break;
+    case OP_GATE:
+      atomic_store(&gate_open, next_byte() & 1);
+      tracef("gate %s", atomic_load(&gate_open) ? "open" : "closed");
+      break;
+    case OP_WAIT: op_wait(); break;
+    case OP_QUERY: query_job(pick_handle(next_byte())); break;
+    case OP_HELPER:
+      tracef("next op on the helper thread");
+      run_as(ROLE_HELPER, exec_op_cb, NULL);
+      break;
+    case OP_ERRSTR: op_errstr(); break;
+    case OP_POOL: op_pool(); break;
+    case OP_BURST: op_burst(); break;
+    default: op_timer(); break;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The end of an input: destroy everything, release everything, check what is left. */
+
+static void destroy_cb(void* arg) { destroy_runtime(arg); }
+
+static void final_handle_checks(void* arg) {
+  struct job* j = arg;
+  ++S.api_depth;
+  const int rc = uvrt_job_cancel(j->handle);
+  --S.api_depth;
+  struct codes ok = {1, {UVRT_EALREADY}};
+  expect_rc("uvrt_job_cancel after its runtime is gone", rc, &ok);
+  check_message(j, uvrt_job_message(j->handle), "after its runtime is gone");
+  const int stop = uvrt_job_stop_requested(j->handle);
+  const bool ran = atomic_load(&j->started);
+  if (j->cancel_busy) CHECK(stop == 1, "job %d: stop request lost", j->id);
+  else if (!j->unsettled_at_destroy) CHECK(stop == 0, "job %d: a stop request nobody made", j->id);
+  else if (j->has_done) CHECK(stop == (ran ? 1 : 0), "job %d: stop requested %d, but destroy found it %s", j->id, stop, ran ? "running" : "queued");
+  release_job(j);
+  CHECK(!j->held, "job %d: the final release failed", j->id);
+}
+
+static void finish(void) {
+  tracef("finish");
+  for (;;) {
+    struct rt_rec* r = NULL;
+    for (int i = S.nrts - 1; i >= 0 && !r; --i)
+      if (S.rts[i].live) r = &S.rts[i];
+    if (!r) break;
+    run_as(r->owner, destroy_cb, r);
+    CHECK(!r->live, "rt %d: destroy at the end failed", r->id);
+  }
+  open_gate();
+  for (int i = 0; i < S.ntimers; ++i) {
+    struct timer* t = S.timers[i];
+    if (t->closed) continue;
+    CHECK(t->rt->app >= 0, "timer %d: still open on a loop that is gone", i);
+    uv_close((uv_handle_t*)&t->handle, timer_closed);
+    push_loop(t->loop);
+    while (!t->closed) uv_run(t->loop, UV_RUN_NOWAIT);
+    pop_loop();
+  }
+  for (int i = 0; i < S.ntimers; ++i) free(S.timers[i]);
+  for (int i = 0; i < APP_LOOPS; ++i) {
+    if (!S.app_loops[i]) continue;
+    const int rc = uv_loop_close(S.app_loops[i]);
+    CHECK(rc == 0, "application loop %d: uv_loop_close gave %s once its runtimes were destroyed", i, uv_err_name(rc));
+    free(S.app_loops[i]);
+  }
+  for (int i = 0; i < S.njobs; ++i) {
+    struct job* j = &S.jobs[i];
+    const bool ran = atomic_load(&j->started);
+    if (!j->submitted) {
+      CHECK(!ran && j->done_calls == 0, "job %d: refused, yet it ran or got a done call", j->id);
+      continue;
+    }
+    if (j->has_done) CHECK(j->done_calls == 1, "job %d: done ran %d times", j->id, j->done_calls);
+    if (j->cancel0) CHECK(!ran, "job %d ran after cancel returned 0", j->id);
+    if (j->cancel_busy) CHECK(ran, "job %d: cancel gave UVRT_EBUSY, but it never ran", j->id);
+    if (ran) CHECK(atomic_load(&j->finished), "job %d still running", j->id);
+    if (j->held) run_as(j->owner, final_handle_checks, j);
+  }
+  CHECK(atomic_load(&hold_timeouts) == 0, "a HOLD job waited %d s: neither the gate nor a stop request came", HOLD_SECONDS);
+  memset(&S, 0, sizeof S);
+}
+
+int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  (void)argc;
+  (void)argv;
+  role = ROLE_MAIN;
+  trace = getenv("UVRT_FUZZ_TRACE") != NULL && strcmp(getenv("UVRT_FUZZ_TRACE"), "0") != 0;
+  if (getenv("UV_THREADPOOL_SIZE") == NULL) {
+    /* Size the pool to 2, the smallest that still runs jobs side by side. */
+    uvrt_options_t two = {.threadpool_size = 2};
+    uvrt_runtime_t* rt;
+    int rc = uvrt_runtime_create(&rt, &two);
+    if (rc == 0) rc = uvrt_runtime_destroy(rt);
+    if (rc != 0 && rc != UVRT_EPOOLCONFLICT) {
+      fprintf(stderr, "fuzz_c_api: cannot start the pool: %s\n", uvrt_strerror(rc));
+      exit(1);
+    }
+  }
+  pool = uvrt_threadpool_size();
+  if (pool <= 0) {
+    fprintf(stderr, "fuzz_c_api: uvrt_threadpool_size: %s\n", uvrt_strerror(pool));
+    exit(1);
+  }
+  pthread_t helper;
+  if (pthread_create(&helper, NULL, helper_main, NULL) != 0) {
+    fprintf(stderr, "fuzz_c_api: cannot start the helper thread\n");
+    exit(1);
+  }
+  pthread_detach(helper);
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  role = ROLE_MAIN;
+  in_p = data;
+  in_n = size;
+  atomic_store(&gate_open, 1);
+  atomic_store(&hold_timeouts, 0);
+  while (in_n > 0 && S.ops < MAX_OPS) exec_op();
+  finish();
+  return 0;
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Writes the hand-written seeds of tests/fuzz/corpus (seed-*): small programs in the bytecode
+that fuzz_c_api.c's top comment defines, one per situation of the C API's contract, so that the
+fuzzer starts from inputs that already reach them. The rest of the corpus is what `-merge=1` kept
+from fuzzing runs (see run.sh).
+
+    tests/fuzz/seeds.py [DIRECTORY]     (default: tests/fuzz/corpus next to this script)
+
+Selectors are indexes: runtimes in creation order among the live ones, handles in submission order
+among those still held; NULL is 0xff. The pool has 2 threads (see LLVMFuzzerInitialize), so two
+HOLD jobs fill it and the next ones queue. Replaying a seed with UVRT_FUZZ_TRACE=1 shows its calls.
+"""
+import os
+import sys
+
+# Ops, work kinds and done actions: keep in step with the enums in fuzz_c_api.c.
+CREATE, SUBMIT, CANCEL, RELEASE, UVRUN, RUN, DESTROY, GATE, WAIT, QUERY, HELPER, ERRSTR, POOL, BURST, TIMER = range(15)
+W_OK, W_CODE, W_FAIL, W_POLL, W_HOLD, W_SPIN, W_OK_NULL, W_FAIL_CLEAR, W_FAIL_BAD, W_PROBE, W_FAIL_TWICE = range(11)
+D_CANCEL_SELF, D_FAIL, D_RELEASE_SELF, D_CANCEL_OTHER, D_SUBMIT, D_RUN, D_DESTROY, D_RELEASE_OTHER = (1 << i for i in range(8))
+NULL = 0xFF
+OWN, APP_A, APP_B, NULL_LOOP = range(4)
+NO_HANDLE, NO_DONE, NO_WORK = 1, 2, 4
+NOWAIT, ONCE, DEFAULT = range(3)
+# Pool size options, by index: NULL, {0}, {running}, {-1}, {1025}, {INT_MIN}, {INT_MAX}, {other}, {1024}, {1}
+OPT_NULL, OPT_0, OPT_SAME, OPT_M1, OPT_1025, OPT_INT_MIN, OPT_INT_MAX, OPT_OTHER, OPT_1024, OPT_1 = range(10)
+
+
+class Program:
+    def __init__(self):
+        self.b = bytearray()
+
+    def create(self, loop=OWN, opts=OPT_NULL, null_out=False):
+        self.b += bytes([CREATE, loop | (0x80 if null_out else 0), opts])
+        return self
+
+    def submit(self, rt=0, work=W_OK, code=0, flags=0, done=0, p_job=0, p_rt=0, p_child=0):
+        self.b += bytes([SUBMIT, rt, work, code, flags, done])
+        if done & (D_CANCEL_OTHER | D_RELEASE_OTHER):
+            self.b.append(p_job)
+        if done & (D_SUBMIT | D_RUN | D_DESTROY):
+            self.b.append(p_rt)
+        if done & D_SUBMIT:
+            self.b.append(p_child)
+        return self
+
+    def op(self, code, *args):
+        self.b += bytes([code, *args])
+        return self
+
+    def cancel(self, h): return self.op(CANCEL, h)
+    def release(self, h): return self.op(RELEASE, h)
+    def uvrun(self, rt, mode): return self.op(UVRUN, rt, mode)
+    def run(self, rt=0): return self.op(RUN, rt)
+    def destroy(self, rt=0): return self.op(DESTROY, rt)
+    def gate(self, is_open): return self.op(GATE, 1 if is_open else 0)
+    def wait(self, job, finished=False): return self.op(WAIT, job, 1 if finished else 0)
+    def query(self, h): return self.op(QUERY, h)
+    def helper(self): return self.op(HELPER)
+    def errstr(self, v): return self.op(ERRSTR, *(v & 0xFFFFFFFF).to_bytes(4, "little"))
+    def pool(self, rt=0): return self.op(POOL, rt)
+    def burst(self, rt=0, n=33, work=W_OK): return self.op(BURST, rt, n - 33, work)
+    def timer(self, rt=0, act=0, p=0): return self.op(TIMER, rt, act, p)
+
+    def fill_pool(self, rt=0):
+        """Closes the gate and occupies both pool threads with HOLD jobs (job records 0 and 1 if
+        they are the first), waiting until they run."""
+        n = len(self.b)
+        self.gate(False)
+        self.submit(rt, W_HOLD).submit(rt, W_HOLD)
+        return self
+
+
+def seeds():
+    s = {}
+    s["basic"] = Program().create().submit().run().query(0).destroy().b
+
+    p = Program().create()
+    for kind in range(11):
+        if kind != W_HOLD:
+            p.submit(0, kind, code=kind)
+    p.run()
+    for h in range(10):
+        p.query(h)
+    s["every-work-kind"] = p.b
+
+    # Queued jobs behind a full pool: cancel gives 0 (twice), a running one gives UVRT_EBUSY.
+    p = Program().create().fill_pool().wait(0).wait(1)
+    p.submit(0, W_OK).submit(0, W_FAIL, code=3)
+    p.cancel(2).cancel(2).cancel(0).query(0).query(2).run().query(2).cancel(2).destroy()
+    s["cancel-queued-and-running"] = p.b
+
+    # Destroy with held jobs running and jobs queued, the gate still closed: stop requests only.
+    p = Program().create().fill_pool().wait(0).wait(1)
+    p.submit(0, W_OK).submit(0, W_POLL).submit(0, W_CODE, code=7, flags=NO_HANDLE)
+    p.destroy().query(0).query(1).query(2).query(3).cancel(0)
+    s["destroy-in-flight"] = p.b
+
+    # Done callbacks: cancel, fail and release themselves; submit, run and destroy from done.
+    p = Program().create()
+    p.submit(0, W_FAIL, code=0, done=D_CANCEL_SELF | D_FAIL | D_RELEASE_SELF)
+    p.submit(0, W_OK, done=D_SUBMIT | D_RUN | D_DESTROY, p_rt=0, p_child=(8 << 4) | W_FAIL)
+    p.run().destroy()
+    s["done-reentrancy"] = p.b
+
+    # Done callbacks during teardown: submit gives UVRT_ECLOSING, run and destroy UVRT_EBUSY.
+    p = Program().create().fill_pool().wait(0).wait(1)
+    p.submit(0, W_OK, done=D_SUBMIT | D_RUN | D_DESTROY | D_CANCEL_OTHER, p_job=0, p_rt=0, p_child=0x40)
+    p.submit(0, W_OK, done=D_RELEASE_OTHER | D_CANCEL_SELF, p_job=0x55)
+    p.destroy()
+    s["done-during-teardown"] = p.b
+
+    # Two runtimes on one application loop, driven by uv_run as an application would.
+    p = Program().create(APP_A).create(APP_A, OPT_SAME).create(APP_B)
+    p.submit(0, W_SPIN).submit(1, W_FAIL, code=2).submit(2, W_OK)
+    p.uvrun(0, NOWAIT).uvrun(0, ONCE).uvrun(1, DEFAULT).uvrun(2, DEFAULT)
+    p.submit(0, W_OK, done=D_RUN | D_DESTROY, p_rt=2)
+    p.destroy(1).run(0).destroy(0).destroy(0)
+    s["application-loops"] = p.b
+
+    p = Program()
+    for opt in range(10):
+        p.create(OWN, opt)
+    for opt in (OPT_SAME, OPT_M1, OPT_OTHER):
+        p.create(APP_A, opt, null_out=True).create(NULL_LOOP, opt)
+    p.pool(0).pool(NULL)
+    s["pool-sizes"] = p.b
+
+    # The helper thread: its runtime refuses this thread's calls, and this thread's its calls.
+    p = Program().create()
+    p.helper().create()
+    p.helper().submit(1, W_FAIL, code=1)
+    p.submit(1, W_OK).run(1).destroy(1).cancel(0).query(0).release(0)
+    p.submit(0, W_OK)
+    p.helper().cancel(1).helper().release(1).helper().run(0).helper().destroy(0).helper().submit(0)
+    p.helper().query(1).helper().run(1).helper().query(0).helper().pool(0)
+    p.run(0).helper().destroy(1).release(0)
+    s["helper-thread"] = p.b
+
+    p = Program()
+    for v in (0, -22, -125, -16, -114, -30001, -30002, -30003, -30004, -30005, -30006, -30007,
+              -5, -33, -10, 12345, -1000000, -2147483648, 2147483647, -4095, -4096):
+        p.errstr(v)
+    s["error-names"] = p.b
+
+    # Jobs that run or destroy another runtime (own loops) from their done callbacks.
+    p = Program().create().create().create(APP_B)
+    p.submit(0, W_OK, done=D_RUN, p_rt=2).submit(1, W_SPIN).submit(1, W_OK, done=D_DESTROY, p_rt=1)
+    p.submit(2, W_OK, done=D_SUBMIT | D_RUN, p_rt=2, p_child=(5 << 4) | W_CODE)
+    p.run(0).run(2).run(1)
+    s["cross-runtime"] = p.b
+
+    # NULL everywhere the API takes a pointer.
+    p = Program().create()
+    p.submit(NULL).submit(0, flags=NO_WORK).submit(0, flags=NO_DONE).submit(0, flags=NO_HANDLE)
+    p.submit(0, flags=NO_DONE | NO_HANDLE).submit(NULL, flags=7)
+    p.cancel(NULL).release(NULL).run(NULL).destroy(NULL).query(NULL).pool(NULL).run(0).cancel(0)
+    s["null-arguments"] = p.b
+
+    p = Program().create().submit(0, W_PROBE).submit(0, W_PROBE, flags=NO_HANDLE).run()
+    s["work-probes"] = p.b
+
+    # Released before completion, and a job finished but not yet settled (cancel: UVRT_EBUSY).
+    p = Program().create().gate(False).submit(0, W_HOLD, done=D_CANCEL_SELF).wait(0).release(0)
+    p.gate(True).submit(0, W_OK).wait(1, finished=True).cancel(0).query(0).uvrun(0, NOWAIT).uvrun(0, ONCE).run()
+    s["release-early-and-just-finished"] = p.b
+
+    # Cancel a running job that polls for it: it returns UVRT_ECANCELED itself.
+    p = Program().create().gate(False).submit(0, W_HOLD).submit(0, W_POLL).wait(0).cancel(0).wait(0, True)
+    p.query(0).run().query(0)
+    s["cooperative-stop"] = p.b
+
+    # The end of the input with everything still in flight on every kind of runtime.
+    p = Program().create().create(APP_A).helper().create().fill_pool(1).submit(0, W_OK).submit(2, W_OK)
+    p.submit(1, W_FAIL_TWICE, code=4, done=D_SUBMIT, p_rt=1, p_child=(4 << 4) | W_OK)
+    s["teardown-at-end"] = p.b
+
+    # A burst: one turn settles two slices, the rest waits in the backlog, where cancel gives
+    # UVRT_EBUSY and the message is not readable yet; then destroy with the backlog not empty.
+    p = Program().create().burst(0, 48, W_FAIL).uvrun(0, NOWAIT).cancel(47).query(47).cancel(46)
+    p.uvrun(0, NOWAIT).query(40).uvrun(0, NOWAIT).destroy()
+    s["burst-backlog"] = p.b
+    p = Program().create(APP_A).create(APP_A).burst(1, 33, W_CODE).uvrun(0, NOWAIT).run(1)
+    s["burst-shared-loop"] = p.b
+
+    # Application timers whose callbacks submit, cancel and release; on a runtime's own loop
+    # (closed by destroy), on an application loop, and firing during teardown.
+    p = Program().create().create(APP_A).gate(False).submit(0, W_HOLD).submit(0, W_OK)
+    p.timer(0, 2, 1).timer(0, 3, 0).timer(1, 1, W_FAIL).timer(0, 1, W_OK).uvrun(1, NOWAIT).uvrun(0, NOWAIT)
+    p.timer(0, 1, W_SPIN).destroy(0).timer(0, 1, W_OK).run(0)
+    s["application-timers"] = p.b
+    return s
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")
+    os.makedirs(out, exist_ok=True)
+    for name, data in seeds().items():
+        with open(os.path.join(out, "seed-" + name), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(seeds())} seeds to {out}")
+
+
+if __name__ == "__main__":
+    main()
