@@ -24,10 +24,12 @@
 #   build-fuzz/tests/fuzz/fuzz_c_api -minimize_crash=1 -max_total_time=60 \
 #     -exact_artifact_path=tests/fuzz/regressions/NAME CRASH-FILE        (a smaller input)
 # then commit tests/fuzz/regressions/NAME: the fuzz_corpus test (meson test) replays it in every
-# build from then on. To refresh the committed corpus after a long run, keep it small:
-#   mkdir new && build-fuzz/tests/fuzz/fuzz_c_api -merge=1 new tests/fuzz/corpus build-fuzz/fuzz-corpus
-# and replace the non-seed files of tests/fuzz/corpus with new/'s (tests/fuzz/seeds.py rewrites
-# the seed-* files).
+# build from then on. To refresh the committed corpus after a long run, keeping it small (the
+# hand-written seeds, plus the fewest inputs that reach every edge of uvrt the run reached):
+#   ninja -C build-fuzz tests/fuzz/fuzz_c_api_merge
+#   mkdir new && cp tests/fuzz/corpus/seed-* new/
+#   build-fuzz/tests/fuzz/fuzz_c_api_merge -merge=1 -use_counters=0 new build-fuzz/fuzz-corpus
+# and commit new/ as tests/fuzz/corpus (tests/fuzz/seeds.py rewrites the seed-* files).
 set -euo pipefail
 
 seconds=${1:-60}
