@@ -194,6 +194,7 @@ struct job {
   void* work_result;
   bool has_message;
   char message[48];     /* what the job's message must be */
+  const char* first_message; /* the first non-NULL uvrt_job_message (loop thread) */
   char scratch[48];     /* given to uvrt_job_fail, then overwritten: it must have been copied */
   int payload;
 };
@@ -374,10 +375,16 @@ static const char* expected_message(const struct job* j) {
   return atomic_load(&j->started) && j->has_message ? j->message : NULL;
 }
 
-static void check_message(const struct job* j, const char* got, const char* when) {
+/* Also reads the first message it saw again: the string lives until the handle ends, i.e. while
+ * the harness holds the handle or the job's done callback runs (AddressSanitizer reports it if
+ * it was freed sooner). */
+static void check_message(struct job* j, const char* got, const char* when) {
   const char* want = expected_message(j);
   if (!want) CHECK(got == NULL, "job %d %s: uvrt_job_message gave \"%s\", expected NULL", j->id, when, got);
   else CHECK(got && strcmp(got, want) == 0, "job %d %s: uvrt_job_message gave \"%s\", expected \"%s\"", j->id, when, got ? got : "(null)", want);
+  if (!j->first_message) j->first_message = got;
+  if (j->first_message && (j->held || j->in_done))
+    CHECK(strcmp(j->first_message, want) == 0, "job %d %s: the message read earlier changed", j->id, when);
 }
 
 /* Every job on `loop` has settled: a run to completion or a destroy has just returned. */
