@@ -46,7 +46,10 @@ enum {
   DO_SUBMIT = 8,   /* submit `next` to the runtime */
   DO_RUN = 16,     /* uvrt_runtime_run(runtime) */
   DO_DESTROY = 32, /* uvrt_runtime_destroy(runtime) */
+  DO_SPEND = 64,   /* first, spin for SPEND_NS: a slow done callback */
 };
+
+enum { SPEND_NS = 50000 };
 
 /* A value no handle can have: "not written". */
 static max_align_t sentinel_storage;
@@ -143,8 +146,17 @@ static int work(uvrt_job_t* job, void* arg, void** result) {
   return rc;
 }
 
+static void spend(long ns) {
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - t0.tv_sec) * 1000000000L + (now.tv_nsec - t0.tv_nsec) < ns);
+}
+
 static void done(uvrt_job_t* job, int status, void* result, void* arg) {
   struct call* c = arg;
+  if (c->done_actions & DO_SPEND) spend(SPEND_NS);
   c->done_calls++;
   c->done_status = status;
   c->done_result = result;
@@ -615,6 +627,45 @@ static void destroy_with_work_in_flight_settles_every_job_exactly_once(void** st
   }
 }
 
+/* A job whose work has returned but whose done callback has not run when destroy begins sees the
+ * same stop request as a running one. The runtime settles finished jobs in time slices of a
+ * fraction of a millisecond, so with slow done callbacks one turn of the loop (UV_RUN_NOWAIT,
+ * after every work function has returned) settles only the first few; the rest settle inside
+ * destroy, and each of those reads 1 from uvrt_job_stop_requested in its done callback. */
+static void destroy_after_the_work_returned_still_requests_a_stop_before_done(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  enum { JOBS = 200 };
+  struct call* calls[JOBS];
+  for (int i = 0; i < JOBS; ++i) {
+    calls[i] = new_call(fx, fx->rt);
+    calls[i]->done_actions = DO_SPEND;
+    assert_int_equal(submit(calls[i], false), 0);
+  }
+  assert_true(wait_for(&fx->finished, JOBS));
+  uv_run(uvrt_runtime_loop(fx->rt), UV_RUN_NOWAIT);
+  bool settled_before[JOBS];
+  int before = 0;
+  for (int i = 0; i < JOBS; ++i) {
+    settled_before[i] = calls[i]->done_calls == 1;
+    if (settled_before[i]) ++before;
+  }
+  /* Some settled in that turn, and some were left for the teardown: else this tests nothing. */
+  assert_in_range(before, 1, JOBS - 1);
+
+  const int rc = uvrt_runtime_destroy(fx->rt);
+  if (rc == 0) fx->rt = NULL;
+
+  assert_int_equal(rc, 0);
+  for (int i = 0; i < JOBS; ++i) {
+    struct call* c = calls[i];
+    assert_int_equal(c->done_calls, 1);
+    assert_int_equal(c->done_status, 0);
+    assert_ptr_equal(c->done_result, &c->payload);
+    assert_int_equal(atomic_load(&c->saw_stop), 0);
+    assert_int_equal(c->stop_requested_in_done, settled_before[i] ? 0 : 1);
+  }
+}
+
 /* Destroy from a done callback is refused with UVRT_EBUSY; the runtime carries on (the same done
  * callback may submit more) and can be destroyed once run has returned. */
 static void destroy_inside_done_returns_ebusy_and_the_runtime_stays_usable(void** state) {
@@ -1081,6 +1132,7 @@ int main(void) {
       TEST(release_inside_done_is_allowed_and_the_job_stays_valid_until_done_returns),
       TEST(handles_stay_valid_after_their_runtime_is_destroyed),
       TEST(destroy_with_work_in_flight_settles_every_job_exactly_once),
+      TEST(destroy_after_the_work_returned_still_requests_a_stop_before_done),
       TEST(destroy_inside_done_returns_ebusy_and_the_runtime_stays_usable),
       TEST(run_inside_done_returns_ebusy),
       TEST(calls_from_another_thread_return_ethread_and_change_nothing),

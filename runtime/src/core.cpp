@@ -449,6 +449,12 @@ core::cancel_counts core::cancel_all() noexcept {
     ++n.running;
     if (j->vt->request_stop) j->vt->request_stop(j);
   }
+  // A job whose work has returned but that waits in the backlog for its slice is told to stop as
+  // well. Whether it returned just before teardown began or just after is a race its owner
+  // cannot see, so the promise is made for both: every job that ran and settles during teardown
+  // finds its stop requested (the C API's done callback reads it).
+  for (job_core* j = backlog_head; j; j = j->next)
+    if (!(j->flags & flag_never_ran) && j->vt->request_stop) j->vt->request_stop(j);
   return n;
 }
 
