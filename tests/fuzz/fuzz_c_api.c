@@ -640,13 +640,21 @@ static void query_job(struct job* j) {
 
 static void open_gate(void) { atomic_store(&gate_open, 1); }
 
+/* The codes uvrt_runtime_run and uvrt_runtime_destroy may return for r, into *ok. False when the
+ * call must not be made: both turn r's loop, and re-entering a loop that something other than
+ * uvrt is turning is outside the contract (uvrt cannot see it). */
+static bool loop_turning_call_codes(const struct rt_rec* r, struct codes* ok) {
+  if (!r) allow(ok, UVRT_EINVAL);
+  else if (r->owner != role) allow(ok, UVRT_ETHREAD);
+  else if (r->depth > 0) allow(ok, UVRT_EBUSY);
+  else if (loop_active(r->loop)) return false;
+  else allow(ok, 0);
+  return true;
+}
+
 static void run_runtime(struct rt_rec* r) {
   struct codes ok = {0};
-  if (!r) allow(&ok, UVRT_EINVAL);
-  else if (r->owner != role) allow(&ok, UVRT_ETHREAD);
-  else if (r->depth > 0) allow(&ok, UVRT_EBUSY);
-  else if (loop_active(r->loop)) return; /* re-entering a loop uvrt cannot see: outside the contract */
-  else allow(&ok, 0);
+  if (!loop_turning_call_codes(r, &ok)) return;
   tracef("run rt %d", r ? r->id : -1);
   const bool turns = ok.v[0] == 0;
   if (turns) {
@@ -666,11 +674,7 @@ static void run_runtime(struct rt_rec* r) {
 
 static void destroy_runtime(struct rt_rec* r) {
   struct codes ok = {0};
-  if (!r) allow(&ok, UVRT_EINVAL);
-  else if (r->owner != role) allow(&ok, UVRT_ETHREAD);
-  else if (r->depth > 0) allow(&ok, UVRT_EBUSY);
-  else if (loop_active(r->loop)) return; /* destroy turns the loop: outside the contract */
-  else allow(&ok, 0);
+  if (!loop_turning_call_codes(r, &ok)) return;
   tracef("destroy rt %d", r ? r->id : -1);
   const bool tears_down = ok.v[0] == 0;
   if (tears_down) {
