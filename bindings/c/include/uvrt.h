@@ -102,9 +102,9 @@ UVRT_EXTERN int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t*
  * UVRT_ECLOSING, queued jobs never run and their done callbacks get UVRT_ECANCELED, running jobs
  * see uvrt_job_stop_requested() return 1 and are waited for, and their done callbacks get the work
  * function's own status. A job whose work function had already returned but whose done callback
- * had not run yet also reads 1 from uvrt_job_stop_requested() in its done callback. Every done callback has run when this returns 0; the runtime's handles
- * are closed, and a loop it created is closed and freed. Job handles the application still holds
- * stay valid until released.
+ * had not run yet also reads 1 from uvrt_job_stop_requested() in its done callback. Every done
+ * callback has run when this returns 0; the runtime's handles are closed, and a loop it created
+ * is closed and freed. Job handles the application still holds stay valid until released.
  * Errors (the runtime is left as it was): UVRT_EINVAL (NULL), UVRT_ETHREAD, UVRT_EBUSY (called from
  * inside one of this runtime's done callbacks or uvrt_runtime_run: destroy it after run returns).
  * Destroying it from the application's own libuv callbacks on the same loop cannot be detected
