@@ -802,19 +802,7 @@ uvrt::task<void> drive_cpp(round_ctx* c) {
     if (c->teardown && i == c->teardown_at) co_return;
     thread_phase[c->thread] = "C++ driver";
     record* r = submit_cpp(*c);
-    if (r && r->how == via::driver) {
-      std::exception_ptr e;
-      std::optional<tracked> v;
-      try {
-        v.emplace(co_await r->fut);
-      } catch (...) {
-        e = std::current_exception();
-      }
-      observe(r, [&]() -> tracked {
-        if (e) std::rethrow_exception(e);
-        return std::move(*v);
-      });
-    }
+    if (r && r->how == via::driver) co_await consume_ref(r);
     cancel_due(*c, false);
   }
   if (!c->teardown) cancel_due(*c, true);
