@@ -52,13 +52,14 @@ extern "C" {
   XX(EPOOLSIZE, -30003, "invalid thread pool size: expected a whole number from 1 to 1024")       \
   XX(EPOOLCONFLICT, -30004, "thread pool already running with a different size")                  \
   XX(EEXCEPTION, -30005, "a C++ exception escaped a callback given to uvrt")                      \
-  XX(EINTERNAL, -30006, "internal error in uvrt or libuv")
+  XX(EINTERNAL, -30006, "internal error in uvrt or libuv")                                      \
+  XX(EFORKED, -30007, "runtime inherited through fork(): it belongs to the parent process")
 
 typedef enum {
 #define UVRT_ERRNO_ENUM_ITEM(name, value, text) UVRT_##name = (value),
   UVRT_ERRNO_MAP(UVRT_ERRNO_ENUM_ITEM)
 #undef UVRT_ERRNO_ENUM_ITEM
-  UVRT_ERRNO_MAX = -30007
+  UVRT_ERRNO_MAX = -30008
 } uvrt_errno_t;
 
 /* A short English description of `err`. uvrt's and libuv's codes, and (with glibc) negated errno

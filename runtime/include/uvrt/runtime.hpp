@@ -195,6 +195,8 @@ class UVRT_EXTERN runtime {
   // A post alone does not keep run() going: it is served whenever the loop next turns.
   template <class F>
   void post(F&& f) {
+    static_assert(std::is_nothrow_destructible_v<std::decay_t<F>>,
+                  "uvrt::runtime::post: the callable must be nothrow destructible");
     detail::check_callable(f, "uvrt::runtime::post");
     auto p = std::make_unique<detail::posted_callable<std::decay_t<F>>>(std::decay_t<F>(std::forward<F>(f)));
     if (!detail::post(core_, p.get())) throw runtime_closed_error("uvrt::runtime::post: the runtime has shut down");
