@@ -8,7 +8,7 @@
 // submission until it has run, on the worker), then either its result or the exception_ptr it
 // threw. Overlapping them keeps a job that returns an int at 56 bytes. The block holds no
 // uv_work_t: a runtime hands its jobs to libuv through a bounded set of requests of its own (its
-// carriers, see core.hpp), so a job waiting in a queue of a million costs its 56 bytes instead
+// carriers, see runtime/src/dispatch.hpp), so a job waiting in a queue of a million costs its 56 bytes instead
 // of the 128 of a libuv request. A burst of jobs is dominated by memory traffic: every 16 bytes
 // added to bare libuv's job cost a measured 9% of a burst's wall time.
 //
