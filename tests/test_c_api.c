@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1059,7 +1060,7 @@ enum { NCODES = sizeof uvrt_codes / sizeof uvrt_codes[0] };
  * "success" / "OK". */
 static void every_uvrt_code_has_a_distinct_description_and_name(void** state) {
   (void)state;
-  assert_int_equal(NCODES, 11);
+  assert_int_equal(NCODES, 12); /* with UVRT_EFORKED */
   for (int i = 0; i < NCODES; ++i) {
     const char* text = uvrt_strerror(uvrt_codes[i].code);
     const char* name = uvrt_err_name(uvrt_codes[i].code);
@@ -1234,6 +1235,67 @@ static void null_arguments_are_refused_with_einval_without_crashing(void** state
   assert_int_equal(atomic_load(&c->runs), 0);
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* fork */
+
+/* r07 through the C API: in a forked child, with a job of the parent's in flight, the inherited
+ * runtime refuses uvrt_job_submit and uvrt_runtime_run with UVRT_EFORKED (and writes nothing to
+ * *job), and uvrt_runtime_destroy returns 0 at once (the child's alarm(5) kills it otherwise).
+ * The child reports the three codes through a pipe. The parent is unaffected: once the child has
+ * ended, its job, released, runs its done callback with status 0. */
+static void a_forked_child_gets_eforked_from_the_inherited_runtime(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* held = new_call(fx, fx->rt);
+  held->hold = true;
+  assert_int_equal(submit(held, true), 0);
+  assert_true(wait_for(&fx->started, 1));
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(5); /* the default action ends the child: a hang shows as SIGALRM */
+    close(fds[0]);
+    uvrt_job_t* job = SENTINEL;
+    int codes[4];
+    codes[0] = uvrt_job_submit(fx->rt, &job, work, done, held);
+    codes[1] = job == SENTINEL ? 0 : 1;
+    codes[2] = uvrt_runtime_run(fx->rt);
+    codes[3] = uvrt_runtime_destroy(fx->rt);
+    _exit(write(fds[1], codes, sizeof codes) == (ssize_t)sizeof codes ? 0 : 2);
+  }
+  close(fds[1]);
+  int codes[4] = {1, 1, 1, 1};
+  size_t got = 0;
+  while (pid > 0 && got < sizeof codes) {
+    const ssize_t n = read(fds[0], (char*)codes + got, sizeof codes - got);
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fds[0]);
+  int status = -1;
+  const bool reaped = pid > 0 && waitpid(pid, &status, 0) == pid;
+  atomic_store(&fx->gate_open, true);
+  arm_watchdog("the parent's uvrt_runtime_run after its child destroyed the inherited runtime");
+  const int run_rc = uvrt_runtime_run(fx->rt);
+  disarm_watchdog();
+
+  assert_true(pid > 0);
+  assert_true(reaped);
+  if (WIFSIGNALED(status)) fail_msg("the child was killed by signal %d (14: it hung)", WTERMSIG(status));
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_int_equal(got, sizeof codes);
+  assert_int_equal(codes[0], UVRT_EFORKED);
+  assert_int_equal(codes[1], 0);
+  assert_int_equal(codes[2], UVRT_EFORKED);
+  assert_int_equal(codes[3], 0);
+  assert_int_equal(run_rc, 0);
+  assert_int_equal(held->done_calls, 1);
+  assert_int_equal(held->done_status, 0);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1267,6 +1329,7 @@ int main(void) {
       TEST(out_of_range_pool_size_is_refused_with_epoolsize),
       TEST(pool_size_must_match_the_running_pool),
       TEST(null_arguments_are_refused_with_einval_without_crashing),
+      TEST(a_forked_child_gets_eforked_from_the_inherited_runtime),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
