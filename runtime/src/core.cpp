@@ -24,9 +24,18 @@ namespace {
 std::atomic<unsigned> fork_generation{0};
 std::once_flag fork_handler_installed;
 
+// Every live core, so that an own loop being closed can tell other runtimes' handles from the
+// application's. Held across fork() by the handlers below, so a child never inherits it locked.
+std::mutex live_mutex;
+core* live_head = nullptr;
+
 unsigned current_fork_generation() {
   std::call_once(fork_handler_installed, [] {
-    if (pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); }) != 0)
+    if (pthread_atfork([] { live_mutex.lock(); }, [] { live_mutex.unlock(); },
+                       [] {
+                         live_mutex.unlock();
+                         fork_generation.fetch_add(1, std::memory_order_relaxed);
+                       }) != 0)
       throw std::bad_alloc();
   });
   return fork_generation.load(std::memory_order_relaxed);
@@ -56,9 +65,32 @@ core::core(uv_loop_t* app_loop, int pool_size)
     if (owns_loop) uv_loop_close(&own_loop_);
     throw;
   }
+  std::lock_guard lock(live_mutex);
+  live_next_ = live_head;
+  if (live_head) live_head->live_prev_ = this;
+  live_head = this;
 }
 
-core::~core() = default;
+core::~core() {
+  std::lock_guard lock(live_mutex);
+  if (live_prev_) live_prev_->live_next_ = live_next_;
+  else live_head = live_next_;
+  if (live_next_) live_next_->live_prev_ = live_prev_;
+}
+
+bool core::owns(const uv_handle_t* h) const noexcept {
+  return h == reinterpret_cast<const uv_handle_t*>(&mail_.wakeup) ||
+         h == reinterpret_cast<const uv_handle_t*>(&settle_.slicer) ||
+         h == reinterpret_cast<const uv_handle_t*>(&settle_.spinner) ||
+         h == reinterpret_cast<const uv_handle_t*>(&deadline_);
+}
+
+core* core::owner_of(const uv_handle_t* h) noexcept {
+  std::lock_guard lock(live_mutex);
+  for (core* c = live_head; c; c = c->live_next_)
+    if (c->loop == h->loop && c->owns(h)) return c;
+  return nullptr;
+}
 
 bool core::inherited() const noexcept { return generation_ != fork_generation.load(std::memory_order_relaxed); }
 
@@ -92,12 +124,30 @@ void core::close_handles(uv_close_cb closed) noexcept {
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_), closed);
 }
 
+// Closes the handles the application left open on the runtime's own loop. Handles of other
+// runtimes embedded in it are left to their teardowns (which end as the loop turns): closing them
+// under a runtime that still uses them would break it. One whose runtime was not destroyed yet is
+// a fatal usage error: its loop is about to go away.
+void core::close_foreign_handles() noexcept {
+  uv_walk(
+      loop,
+      [](uv_handle_t* h, void*) {
+        if (uv_is_closing(h)) return;
+        if (core* other = owner_of(h)) {
+          if (other->stage() < phase::detached)
+            fatal("a uvrt::runtime embedded in another runtime's own loop must be destroyed before that runtime");
+          return;
+        }
+        uv_close(h, nullptr);
+      },
+      nullptr);
+}
+
 void core::close_own_loop() noexcept {
-  // Handles the application opened on the runtime's own loop and left open are closed here:
-  // the loop's memory goes away with the runtime, so nothing may stay linked into it.
+  // The loop's memory goes away with the runtime, so nothing may stay linked into it.
   turn_scope scope(*this);
-  while (uv_loop_close(loop) == UV_EBUSY) {
-    uv_walk(loop, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+  while (uv_loop_close(loop) == UV_EBUSY && !inherited()) {
+    close_foreign_handles();
     scope.turn(UV_RUN_ONCE);
   }
 }

@@ -58,6 +58,10 @@ class core {
   // loop's eventfds). Cheap: a comparison with a counter bumped by a fork handler.
   bool inherited() const noexcept;
 
+  // The live core one of whose handles `h` is, or null: an own loop being closed must leave the
+  // handles of other runtimes embedded in it to their own teardowns.
+  static core* owner_of(const uv_handle_t* h) noexcept;
+
   // --- the units, in the order a job meets them ---
   dispatch dispatch_;
   settlement settle_;
@@ -106,13 +110,16 @@ class core {
   void end_teardown() noexcept;   // on a thread outside the loop: turns it until the teardown ends
   void reap() noexcept;           // a thread of uvrt's: turns an own loop until abandoned jobs are back
   void handles_closed() noexcept;
+  void check_handles_open() const noexcept;
   void straggler_back(job_core* j) noexcept;
   void release_unheld() noexcept;  // phase closed, no uvrt frame holds the core: free it now
   void destroy() noexcept;         // frees the core (closing an own loop first)
 
   void init_handles();
   void close_handles(uv_close_cb closed) noexcept;
+  void close_foreign_handles() noexcept;
   void close_own_loop() noexcept;
+  bool owns(const uv_handle_t* h) const noexcept;
 
   phase phase_ = phase::open;
   std::size_t stragglers_ = 0;  // jobs shutdown() abandoned that libuv has not handed back
@@ -122,6 +129,8 @@ class core {
   uv_timer_t deadline_;         // wakes shutdown's wait at its timeout
 
   uv_loop_t own_loop_;
+  core* live_prev_ = nullptr;  // the process's live cores (core.cpp), for owner_of
+  core* live_next_ = nullptr;
 };
 
 [[noreturn]] void fatal(const char* message) noexcept;

@@ -19,7 +19,11 @@ void dispatch::work(uv_work_t* req) {
 
 void dispatch::after_work(uv_work_t* req, int status) {
   auto* k = reinterpret_cast<carrier*>(req);
-  dispatch& d = static_cast<core*>(req->data)->dispatch_;
+  core& c = *static_cast<core*>(req->data);
+  // A forked child turning an inherited loop (the application's uv_run) sees the parent's jobs
+  // come back: they are the parent's to settle.
+  if (c.inherited()) return;
+  dispatch& d = c.dispatch_;
   job_core* j = k->job;
   assert((status == 0 || (j->flags & flag_never_ran)) && "libuv cancels only what uv_cancel cancelled");
   (void)status;

@@ -18,7 +18,12 @@ namespace {
 }  // namespace
 
 callback_scope::callback_scope(core& c) noexcept : f_{c.loop, &c, tls_top, false, false} { tls_top = &f_; }
-callback_scope::~callback_scope() { tls_top = f_.prev; }
+callback_scope::~callback_scope() {
+  tls_top = f_.prev;
+  // The callback forked, and this is the child: the loop is the parent's (they share its epoll
+  // instance and eventfds), so the uv_run under way must not go on to poll it.
+  if (f_.owner->inherited()) uv_stop(f_.loop);
+}
 
 turn_scope::turn_scope(core& c, bool rethrows) noexcept : f_{c.loop, &c, tls_top, true, rethrows} {
   assert(!inside_loop(c.loop) && "uvrt never turns a loop it is inside");
@@ -32,6 +37,7 @@ int turn_scope::turn(uv_run_mode mode) noexcept {
 #ifndef NDEBUG
   for (const frame* f = f_.prev; f; f = f->prev) assert(f->loop != f_.loop && "one frame turns a loop");
 #endif
+  if (f_.owner->inherited()) return 0;  // a forked child never turns the parent's loop
   return uv_run(f_.loop, mode);
 }
 
@@ -72,9 +78,12 @@ void drive(core* c, const char* what, std::coroutine_handle<> start, bool (*done
       if (!done) {
         // run(): exactly uv_run's default mode, so uv_stop ends it as it would end uv_run.
         scope.turn(UV_RUN_DEFAULT);
+        check_not_inherited(c, what);
       } else {
         while (!done(ctx) && !c->unhandled) {
-          if (scope.turn(UV_RUN_ONCE) != 0 || c->unhandled || done(ctx)) continue;
+          const int alive = scope.turn(UV_RUN_ONCE);
+          check_not_inherited(c, what);
+          if (alive != 0 || c->unhandled || done(ctx)) continue;
           throw usage_error(std::string(what) +
                             ": nothing pending on the loop can complete what it waits for "
                             "(is it waiting on another runtime's future?)");

@@ -90,6 +90,7 @@ shutdown_result core::shutdown(std::chrono::nanoseconds timeout) {
     // that returned before this call, jobs uv_cancel just took out of its queue) arrives now
     // instead of being taken for still running.
     scope.turn(UV_RUN_NOWAIT);
+    check_not_inherited(this, "uvrt::runtime::shutdown");
     // The timer only wakes the poll by the deadline; uv_hrtime decides, since libuv's timers count
     // whole milliseconds from the loop's cached clock. So it is re-armed from a fresh clock for
     // whatever is left on every turn.
@@ -97,6 +98,7 @@ shutdown_result core::shutdown(std::chrono::nanoseconds timeout) {
       uv_update_time(loop);
       uv_timer_start(&deadline_, [](uv_timer_t*) {}, (end - now + 999'999) / 1'000'000, 0);
       scope.turn(UV_RUN_ONCE);
+      check_not_inherited(this, "uvrt::runtime::shutdown");
     }
     uv_timer_stop(&deadline_);
     std::size_t abandoned = 0;
@@ -114,7 +116,10 @@ shutdown_result core::shutdown(std::chrono::nanoseconds timeout) {
     r.abandoned = abandoned;
     r.finished = n.running + n.returned - abandoned;
     // Settle what was cancelled or abandoned, and resume their continuations.
-    while (!settled()) scope.turn(UV_RUN_ONCE);
+    while (!settled()) {
+      scope.turn(UV_RUN_ONCE);
+      check_not_inherited(this, "uvrt::runtime::shutdown");
+    }
   }
   // A continuation may have destroyed the runtime meanwhile: then its teardown ends here.
   end_if_detached(this);
@@ -143,13 +148,30 @@ void core::end_if_detached(core* c) noexcept {
 }
 
 void core::progress() noexcept {
-  if (phase_ != phase::detached || !settled()) return;
+  if (phase_ != phase::detached) return;
+  check_handles_open();
+  if (!settled()) return;
   advance(phase::closing);
   mail_.close();
   close_handles([](uv_handle_t* h) {
     auto* c = static_cast<core*>(h->data);
     if (--c->open_handles_ == 0) c->handles_closed();
   });
+}
+
+// A runtime destroyed inside the loop keeps its handles until its teardown ends on a later turn.
+// An application that closes them meanwhile (uv_walk + uv_close before turning the loop on) has
+// taken them from under it: starting or closing them again would corrupt libuv's lists, so that
+// is a fatal usage error, reported before anything is touched.
+void core::check_handles_open() const noexcept {
+  const uv_handle_t* handles[] = {reinterpret_cast<const uv_handle_t*>(&mail_.wakeup),
+                                  reinterpret_cast<const uv_handle_t*>(&settle_.slicer),
+                                  reinterpret_cast<const uv_handle_t*>(&settle_.spinner),
+                                  reinterpret_cast<const uv_handle_t*>(&deadline_)};
+  for (const uv_handle_t* h : handles)
+    if (uv_is_closing(h))
+      fatal("a handle of a destroyed uvrt::runtime was closed by the application before the runtime's teardown "
+            "ended; turn the loop (uv_run) until it ends before closing what is left on it");
 }
 
 void core::handles_closed() noexcept {
@@ -164,6 +186,7 @@ void core::job_back(job_core* j) noexcept {
     return;
   }
   assert(phase_ < phase::closing && "once settled, only abandoned jobs come back");
+  if (phase_ == phase::detached) check_handles_open();
   move_job(j, job_place::carried, job_place::arrived);
   settle_.arrive(j, true);
   progress();
@@ -189,7 +212,14 @@ void core::end_teardown() noexcept {
     // Cancelled jobs settle from the backlog or in their carriers' after-work callbacks, running
     // ones when they return; all of that needs the loop to turn. Posts from running jobs
     // (from_thread) are served meanwhile. Jobs that shutdown() abandoned are not waited for.
-    while (phase_ < phase::draining) scope.turn(UV_RUN_ONCE);
+    while (phase_ < phase::draining && !inherited()) scope.turn(UV_RUN_ONCE);
+    if (inherited()) return;  // forked inside a callback: the loop is the parent's
+    if (phase_ == phase::draining && owns_loop) {
+      // The thread below turns the loop from now on: the application's handles on it are closed
+      // first, so that none of its callbacks runs there (callbacks of its requests still may).
+      close_foreign_handles();
+      scope.turn(UV_RUN_NOWAIT);
+    }
   }
   if (phase_ == phase::closed) {
     destroy();
@@ -229,6 +259,7 @@ void core::destroy() noexcept {
   assert(phase_ == phase::closed && jobs_ == 0 && "a core is freed only when nothing of it is left");
   if (unhandled) report_lost(unhandled, "was never rethrown, because the runtime was destroyed first");
   if (owns_loop) close_own_loop();
+  if (inherited()) return;  // forked inside a callback while closing: the loop is the parent's
   delete this;
 }
 

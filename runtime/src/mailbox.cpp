@@ -19,6 +19,7 @@ bool mailbox::post(posted* p) {
 
 void mailbox::on_wakeup(uv_async_t* handle) {
   core& c = *static_cast<core*>(handle->data);
+  if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   callback_scope scope(c);
   c.mail_.serve_posts();
   c.mail_.resume_deferred();
@@ -32,7 +33,8 @@ void mailbox::serve_posts() noexcept {
     p = std::exchange(head_, nullptr);
     tail_ = nullptr;
   }
-  while (p) {
+  // A posted callable may fork: the child serves nothing more of the parent's (lifecycle.hpp).
+  while (p && !core_.inherited()) {
     posted* next = p->next;
     p->run(p, &core_);
     p = next;
@@ -49,8 +51,9 @@ void mailbox::close() noexcept {
 }
 
 void mailbox::make_room_to_defer(std::size_t more) {
-  if (deferred_.capacity() - deferred_.size() >= more) return;
-  deferred_.reserve(deferred_.size() + (more > deferred_.size() + 8 ? more : deferred_.size() + 8));
+  const std::size_t need = deferred_.size() + more;
+  if (deferred_.capacity() >= need) return;
+  deferred_.reserve(need > 2 * deferred_.size() + 8 ? need : 2 * deferred_.size() + 8);
 }
 
 void mailbox::defer(job_core* j) noexcept {
@@ -60,14 +63,17 @@ void mailbox::defer(job_core* j) noexcept {
   uv_async_send(&wakeup);
 }
 
+// By index, since a continuation resumed here may defer another job (it is appended and resumed
+// in the same pass), and cleared rather than swapped out, so the vector keeps the room
+// make_room_to_defer made: a later abandon (shutdown's) relies on room made before this ran.
 void mailbox::resume_deferred() noexcept {
-  while (!deferred_.empty()) {
-    auto batch = std::exchange(deferred_, {});
-    for (job_core* j : batch) {
-      if (continuation* k = std::exchange(j->cont, nullptr)) k->resume(k);
-      j->vt->release(j);
-    }
+  // A continuation may fork: the child resumes nothing more of the parent's (lifecycle.hpp).
+  for (std::size_t i = 0; i < deferred_.size() && !core_.inherited(); ++i) {
+    job_core* j = deferred_[i];
+    if (continuation* k = std::exchange(j->cont, nullptr)) k->resume(k);
+    j->vt->release(j);
   }
+  deferred_.clear();
   uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup));
 }
 

@@ -47,7 +47,8 @@ bool settlement::slice_has_room() noexcept {
 }
 
 void settlement::settle_backlog() noexcept {
-  while (backlog_head_ && slice_has_room()) {
+  // A continuation may fork: the child settles nothing more of the parent's (lifecycle.hpp).
+  while (backlog_head_ && slice_has_room() && !core_.inherited()) {
     job_core* j = backlog_head_;
     backlog_head_ = j->next;
     if (!backlog_head_) backlog_tail_ = nullptr;
@@ -58,6 +59,7 @@ void settlement::settle_backlog() noexcept {
 
 void settlement::on_check(uv_check_t* h) {
   core& c = *static_cast<core*>(h->data);
+  if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   settlement& s = c.settle_;
   c.dispatch_.refill();
   if (s.slice_ == slice::closed && !s.backlog_head_) {
