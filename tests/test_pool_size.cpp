@@ -252,8 +252,28 @@ void option_2_gives_exactly_2_threads(void**) {
   expect_pool_of(rt, before, 2);
 }
 
-void option_wins_over_invalid_env(void**) {
+void invalid_env_refused_even_with_option(void**) {
+  // The variable is validated whatever the option says: a bad value is the caller's mistake to
+  // hear about, not one for uvrt to paper over by overwriting it.
   set_pool_env("abc");
+  const thread_snapshot before;
+  std::string msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{2}); });
+  assert_contains(msg, env_name);
+  assert_contains(msg, "\"abc\"");
+
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  msg = test::expect_throw<uvrt::threadpool_size_error>([&loop] { uvrt::runtime rt(&loop, uvrt::options{2}); });
+  assert_contains(msg, "\"abc\"");
+  assert_int_equal(uv_loop_close(&loop), 0);
+
+  // Nothing was started or changed.
+  assert_string_equal(std::getenv(env_name), "abc");
+  assert_int_equal(before.new_threads().size(), 0u);
+}
+
+void option_wins_over_valid_env(void**) {
+  set_pool_env("3");
   const thread_snapshot before;
   uvrt::runtime rt(uvrt::options{2});
   assert_int_equal(uvrt::threadpool_size(), 2);
@@ -433,7 +453,8 @@ const CMUnitTest cases[] = {
     cmocka_unit_test(option_minus_1_refused),
     cmocka_unit_test(option_1025_refused),
     cmocka_unit_test(option_2_gives_exactly_2_threads),
-    cmocka_unit_test(option_wins_over_invalid_env),
+    cmocka_unit_test(invalid_env_refused_even_with_option),
+    cmocka_unit_test(option_wins_over_valid_env),
     cmocka_unit_test(second_runtime_must_match_running_pool),
     cmocka_unit_test(env_changes_after_start_are_ignored),
     cmocka_unit_test(concurrent_first_use_starts_one_pool),

@@ -6,6 +6,11 @@
 // pool is started by running one empty job on a private loop: libuv creates every worker before
 // that job is queued, so the thread ids that appear meanwhile tell whether this start created the
 // pool or found it already running (started by someone else, with a size uvrt can only infer).
+//
+// Validation, before anything is started or changed: the option, if not 0, must be 1..1024; the
+// variable, if set, must be a plain integer 1..1024 whatever the option says, so a bad value is
+// reported rather than overwritten. A valid variable and a different non-zero option: the option
+// wins and is exported as the variable.
 #include <uv.h>
 
 #include <cstdlib>
@@ -44,9 +49,8 @@ std::optional<int> parse_size(std::string_view text) {
 }
 
 // The size libuv 1.44 derives from the variable's text, silent mappings included.
-int libuv_size_for(const std::optional<std::string>& text) {
-  if (!text) return default_size;
-  auto n = static_cast<unsigned>(std::atoi(text->c_str()));
+int libuv_size_for(const std::string& text) {
+  auto n = static_cast<unsigned>(std::atoi(text.c_str()));
   if (n == 0) n = 1;
   if (n > max_size) n = max_size;
   return static_cast<int>(n);
@@ -102,18 +106,17 @@ int start_threadpool(int requested) {
   }
 
   std::optional<std::string> env;
-  if (const char* raw = std::getenv("UV_THREADPOOL_SIZE")) env = raw;
-  int want = default_size;
-  if (requested != 0) {
-    want = requested;
-  } else if (env) {
+  int env_size = default_size;
+  if (const char* raw = std::getenv("UV_THREADPOOL_SIZE")) {
+    env = raw;
     auto parsed = parse_size(*env);
     if (!parsed)
       throw threadpool_size_error("uvrt: UV_THREADPOOL_SIZE=\"" + *env +
                                   "\" is not a valid thread pool size: expected a whole number from 1 to 1024 "
-                                  "(libuv would silently use " + threads_text(libuv_size_for(env)) + ")");
-    want = *parsed;
+                                  "(libuv would silently use " + threads_text(libuv_size_for(*env)) + ")");
+    env_size = *parsed;
   }
+  const int want = requested != 0 ? requested : env_size;
 
   if (requested != 0) setenv("UV_THREADPOOL_SIZE", std::to_string(requested).c_str(), 1);
   const auto before = thread_ids();
@@ -128,7 +131,7 @@ int start_threadpool(int requested) {
       if (env) setenv("UV_THREADPOOL_SIZE", env->c_str(), 1);
       else unsetenv("UV_THREADPOOL_SIZE");
     }
-    pool_size = libuv_size_for(env);
+    pool_size = env_size;
     if (requested != 0 && requested != pool_size) throw_conflict(requested, pool_size);
     return pool_size;
   }
