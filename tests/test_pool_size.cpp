@@ -15,11 +15,13 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <latch>
+#include <semaphore>
 #include <set>
 #include <string>
 #include <thread>
@@ -109,6 +111,28 @@ void expect_pool_of(uvrt::runtime& rt, const thread_snapshot& before_start, int 
   assert_int_equal(workers.size(), static_cast<size_t>(n));
   assert_true(workers == created);
 }
+
+// Fails the case with "HANG" if it has not finished within 10 s, so that a deadlock is reported
+// as one instead of stalling until Meson's timeout.
+class watchdog {
+ public:
+  explicit watchdog(const char* what)
+      : thread_([this, what] {
+          if (!finished_.try_acquire_for(std::chrono::seconds(10))) {
+            std::printf("Bail out! HANG: %s\n", what);
+            std::fflush(stdout);
+            _exit(1);
+          }
+        }) {}
+  ~watchdog() {
+    finished_.release();
+    thread_.join();
+  }
+
+ private:
+  std::binary_semaphore finished_{0};
+  std::thread thread_;
+};
 
 // Runs one job on `rt` and checks its result, to show the runtime still works.
 void expect_working(uvrt::runtime& rt) {
@@ -437,6 +461,38 @@ void app_started_pool_from_env_2_is_reported(void**) {
   expect_pool_of(rt, before, 2);
 }
 
+void first_start_from_inside_a_pool_job(void**) {
+  // The application's pool has one thread, and the application's job on it is the first to ask
+  // uvrt anything. The probe uvrt runs must not need a free worker: the only one is the caller.
+  set_pool_env("1");
+  const watchdog dog("uvrt::threadpool_size() called from the only pool worker did not return");
+  struct outcome {
+    int size = 0;
+    bool constructed = false;
+    std::string error;
+  } got;
+  uv_loop_t loop;
+  uv_work_t req;
+  req.data = &got;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  const auto ask_uvrt = [](uv_work_t* r) {
+    auto& out = *static_cast<outcome*>(r->data);
+    try {
+      out.size = uvrt::threadpool_size();
+      uvrt::runtime rt(uvrt::options{1});
+      out.constructed = true;
+    } catch (const std::exception& e) {
+      out.error = e.what();
+    }
+  };
+  assert_int_equal(uv_queue_work(&loop, &req, ask_uvrt, [](uv_work_t*, int) {}), 0);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_string_equal(got.error.c_str(), "");
+  assert_int_equal(got.size, 1);
+  assert_true(got.constructed);
+}
+
 // The cases, by name. Keep in step with pool_cases in meson.build, which runs each one.
 const CMUnitTest cases[] = {
     cmocka_unit_test(env_unset_gives_default_4),
@@ -461,6 +517,7 @@ const CMUnitTest cases[] = {
     cmocka_unit_test(app_started_default_pool_is_reported),
     cmocka_unit_test(app_started_pool_conflicts_with_first_runtime),
     cmocka_unit_test(app_started_pool_from_env_2_is_reported),
+    cmocka_unit_test(first_start_from_inside_a_pool_job),
 };
 
 }  // namespace

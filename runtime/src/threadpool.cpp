@@ -11,6 +11,11 @@
 // variable, if set, must be a plain integer 1..1024 whatever the option says, so a bad value is
 // reported rather than overwritten. A valid variable and a different non-zero option: the option
 // wins and is exported as the variable.
+//
+// The probe is cancelled as soon as it is queued, so the start never waits for a free worker:
+// called from inside a pool job while every worker is busy, the caller among them, it still
+// returns. A worker that already took the probe (uv_cancel says UV_EBUSY) finishes the empty job
+// on its own.
 #include <uv.h>
 
 #include <cstdlib>
@@ -81,6 +86,9 @@ void start_pool_now() {
   uv_work_t req;
   if (uv_loop_init(&loop) != 0) throw std::runtime_error("uvrt: uv_loop_init failed while starting the thread pool");
   uv_queue_work(&loop, &req, [](uv_work_t*) {}, [](uv_work_t*, int) {});
+  // Still queued: the after-work callback comes with UV_ECANCELED, from no worker. UV_EBUSY: a
+  // worker is already running the empty job.
+  uv_cancel(reinterpret_cast<uv_req_t*>(&req));
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
 }
