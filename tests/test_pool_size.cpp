@@ -9,7 +9,14 @@
 // are compared with the thread ids that jobs report from inside a rendezvous. A rendezvous of n
 // jobs, each waiting until all n have arrived, can only finish if n workers run at once, so a
 // pool that is too small shows up as a hang that the Meson timeout turns into a failure.
+//
+// Some cases need the application to act while uvrt is inside its pool start, under its lock.
+// The one call uvrt makes there that a test can reach is uv_queue_work, so this file defines
+// uv_queue_work itself: the executable's definition comes first in symbol lookup, so uvrt's
+// calls (and the test's own) reach it, and it forwards to libuv's. A case arms it, for the
+// calling thread only, with an action that runs once libuv's uv_queue_work has returned.
 #include <dirent.h>
+#include <dlfcn.h>
 #include <sys/types.h>
 #include <unistd.h>
 #include <uv.h>
@@ -19,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <latch>
 #include <semaphore>
@@ -28,6 +36,26 @@
 #include <vector>
 
 #include "support.hpp"
+
+namespace {
+
+// The action for the next uv_queue_work call on this thread (see the top of the file).
+thread_local std::function<void()> inside_next_queue_work;
+
+}  // namespace
+
+// Forwards to libuv's uv_queue_work, then runs the armed action, if any, on the calling thread.
+extern "C" int uv_queue_work(uv_loop_t* loop, uv_work_t* req, uv_work_cb work_cb, uv_after_work_cb after_work_cb) {
+  static const auto libuv_queue_work = reinterpret_cast<int (*)(uv_loop_t*, uv_work_t*, uv_work_cb, uv_after_work_cb)>(
+      dlsym(RTLD_NEXT, "uv_queue_work"));
+  if (libuv_queue_work == nullptr) {
+    std::fprintf(stderr, "test_pool_size: libuv's uv_queue_work not found\n");
+    std::abort();
+  }
+  const int rc = libuv_queue_work(loop, req, work_cb, after_work_cb);
+  if (inside_next_queue_work) std::exchange(inside_next_queue_work, nullptr)();
+  return rc;
+}
 
 namespace {
 
@@ -132,6 +160,76 @@ class watchdog {
  private:
   std::binary_semaphore finished_{0};
   std::thread thread_;
+};
+
+// The application starts libuv's pool with plain libuv, n jobs on a loop of the test thread's,
+// and keeps every one of the pool's n workers busy in them until release().
+class busy_pool {
+ public:
+  explicit busy_pool(int n) : reqs_(static_cast<size_t>(n)), running_(n) {
+    assert_int_equal(uv_loop_init(&loop_), 0);
+    for (uv_work_t& req : reqs_) {
+      req.data = this;
+      const auto hold = [](uv_work_t* r) {
+        auto* self = static_cast<busy_pool*>(r->data);
+        self->running_.count_down();
+        self->released_.wait();
+      };
+      assert_int_equal(uv_queue_work(&loop_, &req, hold, [](uv_work_t*, int) {}), 0);
+    }
+    running_.wait();
+  }
+
+  void release() {
+    if (!release_called_) released_.count_down();
+    release_called_ = true;
+  }
+
+  // Releases the jobs, lets them finish and closes the loop.
+  void finish() {
+    release();
+    assert_int_equal(uv_run(&loop_, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop_), 0);
+  }
+
+ private:
+  uv_loop_t loop_;
+  std::vector<uv_work_t> reqs_;
+  std::latch running_;
+  std::latch released_{1};
+  bool release_called_ = false;
+};
+
+// n threads of the application's, created on request by a thread of its own (not the one that
+// asks), which exist until this object goes away.
+class app_threads {
+ public:
+  explicit app_threads(int n)
+      : creator_([this, n] {
+          go_.acquire();
+          std::vector<std::thread> threads;
+          for (int i = 0; i < n; ++i) threads.emplace_back([this] { done_.wait(); });
+          created_.count_down();
+          for (auto& t : threads) t.join();
+        }) {}
+
+  // Returns once all n threads exist.
+  void create_now() {
+    go_.release();
+    created_.wait();
+  }
+
+  ~app_threads() {
+    if (!created_.try_wait()) go_.release();
+    done_.count_down();
+    creator_.join();
+  }
+
+ private:
+  std::binary_semaphore go_{0};
+  std::latch created_{1};
+  std::latch done_{1};
+  std::thread creator_;
 };
 
 // Runs one job on `rt` and checks its result, to show the runtime still works.
@@ -461,6 +559,31 @@ void app_started_pool_from_env_2_is_reported(void**) {
   expect_pool_of(rt, before, 2);
 }
 
+void app_threads_created_during_probe_do_not_fool_detection(void**) {
+  // The application started the pool (4 threads) and keeps its workers busy; then, while uvrt is
+  // inside its pool start (inside its uv_queue_work call, and so also inside any wait for the
+  // probe job), another thread of the application's creates more threads than uvrt asked for.
+  // They are not the pool's: uvrt must still see a running pool of 4 and refuse 8.
+  set_pool_env(nullptr);
+  std::string outcome;
+  {
+    busy_pool app(4);
+    app_threads extra(10);
+    inside_next_queue_work = [&] {
+      extra.create_now();
+      app.release();
+    };
+    outcome = test::outcome_of([] { uvrt::runtime rt(uvrt::options{8}); });
+    // Before asserting: a failed assert skips destructors, and the workers must not be left
+    // waiting on a latch in a frame that is gone.
+    app.finish();
+  }
+  assert_contains(outcome, "threw: ");
+  assert_contains(outcome, "already running with 4 threads");
+  assert_null(std::getenv(env_name));
+  assert_int_equal(uvrt::threadpool_size(), 4);
+}
+
 void first_start_from_inside_a_pool_job(void**) {
   // The application's pool has one thread, and the application's job on it is the first to ask
   // uvrt anything. The probe uvrt runs must not need a free worker: the only one is the caller.
@@ -517,6 +640,7 @@ const CMUnitTest cases[] = {
     cmocka_unit_test(app_started_default_pool_is_reported),
     cmocka_unit_test(app_started_pool_conflicts_with_first_runtime),
     cmocka_unit_test(app_started_pool_from_env_2_is_reported),
+    cmocka_unit_test(app_threads_created_during_probe_do_not_fool_detection),
     cmocka_unit_test(first_start_from_inside_a_pool_job),
 };
 
