@@ -17,11 +17,15 @@
 // calling thread only, with an action that runs once libuv's uv_queue_work has returned.
 #include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -231,6 +235,23 @@ class app_threads {
   std::latch done_{1};
   std::thread creator_;
 };
+
+// Whether thread `tid` of this process is asleep in a futex wait (a mutex, a condition variable),
+// read from /proc/self/task/TID/syscall without allocating, so that the reader holds none of
+// malloc's locks the other thread might need.
+bool asleep_in_futex(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
+  const int fd = open(path, O_RDONLY);
+  if (fd < 0) return false;
+  char text[32];
+  const ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return false;
+  text[n] = '\0';
+  // "running" while on a CPU; the syscall's number while blocked in one.
+  return text[0] >= '0' && text[0] <= '9' && std::strtol(text, nullptr, 10) == SYS_futex;
+}
 
 // Runs one job on `rt` and checks its result, to show the runtime still works.
 void expect_working(uvrt::runtime& rt) {
@@ -616,6 +637,52 @@ void first_start_from_inside_a_pool_job(void**) {
   assert_true(got.constructed);
 }
 
+// --- fork() ---------------------------------------------------------------------------------------
+
+void fork_during_pool_start_leaves_child_usable(void**) {
+  // Another thread forks while uvrt's pool start holds its lock. The child must not inherit the
+  // lock held by a thread it does not have: uvrt must answer there as well. The fork is asked
+  // for from inside the start; this thread then waits until the fork is done or the forking
+  // thread is asleep (waiting for uvrt's lock to be released, the fix), whichever comes first.
+  set_pool_env("2");
+  std::binary_semaphore go{0};
+  std::latch ready(1);
+  std::atomic<pid_t> forker_tid{0};
+  std::atomic<bool> about_to_fork{false};
+  std::atomic<bool> forked{false};
+  int child_status = -1;
+  std::thread forker([&] {
+    forker_tid = gettid();
+    ready.count_down();
+    go.acquire();
+    about_to_fork = true;
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const watchdog dog("uvrt::threadpool_size() in a child forked during the pool start did not return");
+      int size = -1;
+      try {
+        size = uvrt::threadpool_size();
+      } catch (...) {
+        _exit(4);
+      }
+      _exit(size == 2 ? 0 : 3);
+    }
+    forked = true;
+    if (pid > 0) waitpid(pid, &child_status, 0);
+  });
+  ready.wait();
+  inside_next_queue_work = [&] {
+    go.release();
+    while (!forked && !(about_to_fork && asleep_in_futex(forker_tid))) std::this_thread::yield();
+  };
+  uvrt::runtime rt;
+  forker.join();
+  assert_true(WIFEXITED(child_status));
+  assert_int_equal(WEXITSTATUS(child_status), 0);
+  assert_int_equal(uvrt::threadpool_size(), 2);
+  expect_working(rt);
+}
+
 // The cases, by name. Keep in step with pool_cases in meson.build, which runs each one.
 const CMUnitTest cases[] = {
     cmocka_unit_test(env_unset_gives_default_4),
@@ -642,6 +709,7 @@ const CMUnitTest cases[] = {
     cmocka_unit_test(app_started_pool_from_env_2_is_reported),
     cmocka_unit_test(app_threads_created_during_probe_do_not_fool_detection),
     cmocka_unit_test(first_start_from_inside_a_pool_job),
+    cmocka_unit_test(fork_during_pool_start_leaves_child_usable),
 };
 
 }  // namespace

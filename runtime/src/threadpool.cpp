@@ -32,6 +32,12 @@
 //
 // Found running (started by the application before uvrt saw it): libuv read the variable when it
 // started; uvrt can only report the size libuv derives from the variable as it is now.
+//
+// fork(): the lock is held across fork() (pthread_atfork), so a child never inherits it locked by
+// a thread it does not have. libuv resets its pool in the child, which starts a new one on its
+// first submit, reading the variable again; uvrt forgets the pool there as well and starts or
+// finds it anew.
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <uv.h>
 
@@ -165,6 +171,21 @@ std::optional<std::size_t> start_pool_now() {
                                       "; it cannot be resized");
 }
 
+// Holds the lock across fork(): a thread of the parent's in the middle of a pool start would
+// otherwise leave it locked, forever, in the child.
+void register_fork_handlers() {
+  static const bool registered = [] {
+    return pthread_atfork([] { pool_mutex.lock(); },
+                          [] { pool_mutex.unlock(); },
+                          [] {
+                            // libuv starts a new pool in the child: find or start it anew.
+                            pool_size = 0;
+                            pool_mutex.unlock();
+                          }) == 0;
+  }();
+  if (!registered) throw std::runtime_error("uvrt: pthread_atfork failed while starting the thread pool");
+}
+
 }  // namespace
 
 namespace detail {
@@ -173,6 +194,7 @@ int start_threadpool(int requested) {
   if (requested < 0 || requested > max_size)
     throw threadpool_size_error("uvrt: options::threadpool_size = " + std::to_string(requested) +
                                 " is out of range: expected 1 to 1024, or 0 for no preference");
+  register_fork_handlers();
   std::lock_guard lock(pool_mutex);
   if (pool_size != 0) {
     if (requested != 0 && requested != pool_size) throw_conflict(requested, pool_size);
