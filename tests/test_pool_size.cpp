@@ -9,23 +9,57 @@
 // are compared with the thread ids that jobs report from inside a rendezvous. A rendezvous of n
 // jobs, each waiting until all n have arrived, can only finish if n workers run at once, so a
 // pool that is too small shows up as a hang that the Meson timeout turns into a failure.
+//
+// Some cases need the application to act while uvrt is inside its pool start, under its lock.
+// The one call uvrt makes there that a test can reach is uv_queue_work, so this file defines
+// uv_queue_work itself: the executable's definition comes first in symbol lookup, so uvrt's
+// calls (and the test's own) reach it, and it forwards to libuv's. A case arms it, for the
+// calling thread only, with an action that runs once libuv's uv_queue_work has returned.
 #include <dirent.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <latch>
+#include <semaphore>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "support.hpp"
+
+namespace {
+
+// The action for the next uv_queue_work call on this thread (see the top of the file).
+thread_local std::function<void()> inside_next_queue_work;
+
+}  // namespace
+
+// Forwards to libuv's uv_queue_work, then runs the armed action, if any, on the calling thread.
+extern "C" int uv_queue_work(uv_loop_t* loop, uv_work_t* req, uv_work_cb work_cb, uv_after_work_cb after_work_cb) {
+  static const auto libuv_queue_work = reinterpret_cast<int (*)(uv_loop_t*, uv_work_t*, uv_work_cb, uv_after_work_cb)>(
+      dlsym(RTLD_NEXT, "uv_queue_work"));
+  if (libuv_queue_work == nullptr) {
+    std::fprintf(stderr, "test_pool_size: libuv's uv_queue_work not found\n");
+    std::abort();
+  }
+  const int rc = libuv_queue_work(loop, req, work_cb, after_work_cb);
+  if (inside_next_queue_work) std::exchange(inside_next_queue_work, nullptr)();
+  return rc;
+}
 
 namespace {
 
@@ -108,6 +142,115 @@ void expect_pool_of(uvrt::runtime& rt, const thread_snapshot& before_start, int 
   const std::set<pid_t> workers = rendezvous(rt, n);
   assert_int_equal(workers.size(), static_cast<size_t>(n));
   assert_true(workers == created);
+}
+
+// Fails the case with "HANG" if it has not finished within 10 s, so that a deadlock is reported
+// as one instead of stalling until Meson's timeout.
+class watchdog {
+ public:
+  explicit watchdog(const char* what)
+      : thread_([this, what] {
+          if (!finished_.try_acquire_for(std::chrono::seconds(10))) {
+            std::printf("Bail out! HANG: %s\n", what);
+            std::fflush(stdout);
+            _exit(1);
+          }
+        }) {}
+  ~watchdog() {
+    finished_.release();
+    thread_.join();
+  }
+
+ private:
+  std::binary_semaphore finished_{0};
+  std::thread thread_;
+};
+
+// The application starts libuv's pool with plain libuv, n jobs on a loop of the test thread's,
+// and keeps every one of the pool's n workers busy in them until release().
+class busy_pool {
+ public:
+  explicit busy_pool(int n) : reqs_(static_cast<size_t>(n)), running_(n) {
+    assert_int_equal(uv_loop_init(&loop_), 0);
+    for (uv_work_t& req : reqs_) {
+      req.data = this;
+      const auto hold = [](uv_work_t* r) {
+        auto* self = static_cast<busy_pool*>(r->data);
+        self->running_.count_down();
+        self->released_.wait();
+      };
+      assert_int_equal(uv_queue_work(&loop_, &req, hold, [](uv_work_t*, int) {}), 0);
+    }
+    running_.wait();
+  }
+
+  void release() {
+    if (!release_called_) released_.count_down();
+    release_called_ = true;
+  }
+
+  // Releases the jobs, lets them finish and closes the loop.
+  void finish() {
+    release();
+    assert_int_equal(uv_run(&loop_, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop_), 0);
+  }
+
+ private:
+  uv_loop_t loop_;
+  std::vector<uv_work_t> reqs_;
+  std::latch running_;
+  std::latch released_{1};
+  bool release_called_ = false;
+};
+
+// n threads of the application's, created on request by a thread of its own (not the one that
+// asks), which exist until this object goes away.
+class app_threads {
+ public:
+  explicit app_threads(int n)
+      : creator_([this, n] {
+          go_.acquire();
+          std::vector<std::thread> threads;
+          for (int i = 0; i < n; ++i) threads.emplace_back([this] { done_.wait(); });
+          created_.count_down();
+          for (auto& t : threads) t.join();
+        }) {}
+
+  // Returns once all n threads exist.
+  void create_now() {
+    go_.release();
+    created_.wait();
+  }
+
+  ~app_threads() {
+    if (!created_.try_wait()) go_.release();
+    done_.count_down();
+    creator_.join();
+  }
+
+ private:
+  std::binary_semaphore go_{0};
+  std::latch created_{1};
+  std::latch done_{1};
+  std::thread creator_;
+};
+
+// Whether thread `tid` of this process is asleep in a futex wait (a mutex, a condition variable),
+// read from /proc/self/task/TID/syscall without allocating, so that the reader holds none of
+// malloc's locks the other thread might need.
+bool asleep_in_futex(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
+  const int fd = open(path, O_RDONLY);
+  if (fd < 0) return false;
+  char text[32];
+  const ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return false;
+  text[n] = '\0';
+  // "running" while on a CPU; the syscall's number while blocked in one.
+  return text[0] >= '0' && text[0] <= '9' && std::strtol(text, nullptr, 10) == SYS_futex;
 }
 
 // Runs one job on `rt` and checks its result, to show the runtime still works.
@@ -252,8 +395,28 @@ void option_2_gives_exactly_2_threads(void**) {
   expect_pool_of(rt, before, 2);
 }
 
-void option_wins_over_invalid_env(void**) {
+void invalid_env_refused_even_with_option(void**) {
+  // The variable is validated whatever the option says: a bad value is the caller's mistake to
+  // hear about, not one for uvrt to paper over by overwriting it.
   set_pool_env("abc");
+  const thread_snapshot before;
+  std::string msg = test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{2}); });
+  assert_contains(msg, env_name);
+  assert_contains(msg, "\"abc\"");
+
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  msg = test::expect_throw<uvrt::threadpool_size_error>([&loop] { uvrt::runtime rt(&loop, uvrt::options{2}); });
+  assert_contains(msg, "\"abc\"");
+  assert_int_equal(uv_loop_close(&loop), 0);
+
+  // Nothing was started or changed.
+  assert_string_equal(std::getenv(env_name), "abc");
+  assert_int_equal(before.new_threads().size(), 0u);
+}
+
+void option_wins_over_valid_env(void**) {
+  set_pool_env("3");
   const thread_snapshot before;
   uvrt::runtime rt(uvrt::options{2});
   assert_int_equal(uvrt::threadpool_size(), 2);
@@ -417,6 +580,109 @@ void app_started_pool_from_env_2_is_reported(void**) {
   expect_pool_of(rt, before, 2);
 }
 
+void app_threads_created_during_probe_do_not_fool_detection(void**) {
+  // The application started the pool (4 threads) and keeps its workers busy; then, while uvrt is
+  // inside its pool start (inside its uv_queue_work call, and so also inside any wait for the
+  // probe job), another thread of the application's creates more threads than uvrt asked for.
+  // They are not the pool's: uvrt must still see a running pool of 4 and refuse 8.
+  set_pool_env(nullptr);
+  std::string outcome;
+  {
+    busy_pool app(4);
+    app_threads extra(10);
+    inside_next_queue_work = [&] {
+      extra.create_now();
+      app.release();
+    };
+    outcome = test::outcome_of([] { uvrt::runtime rt(uvrt::options{8}); });
+    // Before asserting: a failed assert skips destructors, and the workers must not be left
+    // waiting on a latch in a frame that is gone.
+    app.finish();
+  }
+  assert_contains(outcome, "threw: ");
+  assert_contains(outcome, "already running with 4 threads");
+  assert_null(std::getenv(env_name));
+  assert_int_equal(uvrt::threadpool_size(), 4);
+}
+
+void first_start_from_inside_a_pool_job(void**) {
+  // The application's pool has one thread, and the application's job on it is the first to ask
+  // uvrt anything. The probe uvrt runs must not need a free worker: the only one is the caller.
+  set_pool_env("1");
+  const watchdog dog("uvrt::threadpool_size() called from the only pool worker did not return");
+  struct outcome {
+    int size = 0;
+    bool constructed = false;
+    std::string error;
+  } got;
+  uv_loop_t loop;
+  uv_work_t req;
+  req.data = &got;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  const auto ask_uvrt = [](uv_work_t* r) {
+    auto& out = *static_cast<outcome*>(r->data);
+    try {
+      out.size = uvrt::threadpool_size();
+      uvrt::runtime rt(uvrt::options{1});
+      out.constructed = true;
+    } catch (const std::exception& e) {
+      out.error = e.what();
+    }
+  };
+  assert_int_equal(uv_queue_work(&loop, &req, ask_uvrt, [](uv_work_t*, int) {}), 0);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_string_equal(got.error.c_str(), "");
+  assert_int_equal(got.size, 1);
+  assert_true(got.constructed);
+}
+
+// --- fork() ---------------------------------------------------------------------------------------
+
+void fork_during_pool_start_leaves_child_usable(void**) {
+  // Another thread forks while uvrt's pool start holds its lock. The child must not inherit the
+  // lock held by a thread it does not have: uvrt must answer there as well. The fork is asked
+  // for from inside the start; this thread then waits until the fork is done or the forking
+  // thread is asleep (waiting for uvrt's lock to be released, the fix), whichever comes first.
+  set_pool_env("2");
+  std::binary_semaphore go{0};
+  std::latch ready(1);
+  std::atomic<pid_t> forker_tid{0};
+  std::atomic<bool> about_to_fork{false};
+  std::atomic<bool> forked{false};
+  int child_status = -1;
+  std::thread forker([&] {
+    forker_tid = gettid();
+    ready.count_down();
+    go.acquire();
+    about_to_fork = true;
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const watchdog dog("uvrt::threadpool_size() in a child forked during the pool start did not return");
+      int size = -1;
+      try {
+        size = uvrt::threadpool_size();
+      } catch (...) {
+        _exit(4);
+      }
+      _exit(size == 2 ? 0 : 3);
+    }
+    forked = true;
+    if (pid > 0) waitpid(pid, &child_status, 0);
+  });
+  ready.wait();
+  inside_next_queue_work = [&] {
+    go.release();
+    while (!forked && !(about_to_fork && asleep_in_futex(forker_tid))) std::this_thread::yield();
+  };
+  uvrt::runtime rt;
+  forker.join();
+  assert_true(WIFEXITED(child_status));
+  assert_int_equal(WEXITSTATUS(child_status), 0);
+  assert_int_equal(uvrt::threadpool_size(), 2);
+  expect_working(rt);
+}
+
 // The cases, by name. Keep in step with pool_cases in meson.build, which runs each one.
 const CMUnitTest cases[] = {
     cmocka_unit_test(env_unset_gives_default_4),
@@ -433,13 +699,17 @@ const CMUnitTest cases[] = {
     cmocka_unit_test(option_minus_1_refused),
     cmocka_unit_test(option_1025_refused),
     cmocka_unit_test(option_2_gives_exactly_2_threads),
-    cmocka_unit_test(option_wins_over_invalid_env),
+    cmocka_unit_test(invalid_env_refused_even_with_option),
+    cmocka_unit_test(option_wins_over_valid_env),
     cmocka_unit_test(second_runtime_must_match_running_pool),
     cmocka_unit_test(env_changes_after_start_are_ignored),
     cmocka_unit_test(concurrent_first_use_starts_one_pool),
     cmocka_unit_test(app_started_default_pool_is_reported),
     cmocka_unit_test(app_started_pool_conflicts_with_first_runtime),
     cmocka_unit_test(app_started_pool_from_env_2_is_reported),
+    cmocka_unit_test(app_threads_created_during_probe_do_not_fool_detection),
+    cmocka_unit_test(first_start_from_inside_a_pool_job),
+    cmocka_unit_test(fork_during_pool_start_leaves_child_usable),
 };
 
 }  // namespace
