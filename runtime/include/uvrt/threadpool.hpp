@@ -5,19 +5,21 @@
 // once, at that moment, and silently maps bad values ("abc" gives 1 thread, "-1" gives 1024).
 // uvrt instead starts the pool itself when the first runtime is constructed, under a process-wide
 // lock, after validating the requested size:
-//   - options::threadpool_size, if not 0, must be 1..1024; it is exported as UV_THREADPOOL_SIZE.
-//   - otherwise UV_THREADPOOL_SIZE, if set, must be a plain decimal integer 1..1024 (no sign,
-//     no spaces, no suffix).
-//   - otherwise the pool gets libuv's default of 4 threads.
+//   - UV_THREADPOOL_SIZE, if set, must be a plain decimal integer 1..1024 (no sign, no spaces, no
+//     suffix), whatever the option says: a bad value is reported, never overwritten.
+//   - options::threadpool_size, if not 0, must be 1..1024; it wins over the variable and is
+//     exported as UV_THREADPOOL_SIZE.
+//   - otherwise the variable's value, or libuv's default of 4 threads.
 // Any violation throws uvrt::threadpool_size_error naming the source and the value.
 // Once the pool runs, asking for another size throws as well: the pool cannot be resized.
 //
-// If something else started the pool before uvrt (detected by no new threads appearing when uvrt
-// starts it), uvrt reports the size libuv derives, by its own rules, from UV_THREADPOOL_SIZE as
-// it is now; it cannot see what the variable held when the pool started. An invalid variable is
-// refused even then, since uvrt validates it before it can tell whether the pool runs. Construct
-// the first runtime early, before other threads read the environment: setenv is not safe against
-// concurrent getenv.
+// If something else started the pool before uvrt (detected by counting the pool workers that
+// uvrt's own start creates: none appear when the pool already runs, whatever other threads the
+// application creates meanwhile), uvrt reports the size libuv derives from UV_THREADPOOL_SIZE as
+// it is now; it cannot see what the variable held when the pool started. The start never waits
+// for a free worker, so it may be called from inside a pool job. After fork() the child starts
+// or finds its own pool anew, as libuv does. Construct the first runtime early, before other
+// threads read the environment: setenv is not safe against concurrent getenv.
 #pragma once
 
 #include "export.h"
