@@ -61,10 +61,17 @@
  * stay usable after their runtime is gone; an application loop closes (uv_loop_close 0) once its
  * runtimes are destroyed; nothing leaks.
  *
+ * Re-entry is guarded per loop, not per runtime: inside any done callback on a loop (of any
+ * runtime on it, whether uvrt_runtime_run, destroy or the application's uv_run turns the loop),
+ * run and destroy of every runtime on that loop return UVRT_EBUSY and change nothing, so two or
+ * three runtimes on one application loop whose done callbacks run or destroy each other are
+ * checked like one runtime's callbacks are; run and destroy of a runtime on another loop turn
+ * that loop, nested.
+ *
  * Only valid pointers or NULL reach uvrt: a freed handle or runtime is outside the contract, so
  * the harness only picks what it still owns. It also never asks for what the contract leaves
- * undefined: turning a loop from inside that same loop's callbacks (another runtime's done
- * callback on a shared application loop), or turning a loop from a thread that does not own it.
+ * undefined: turning a loop from the application's own callbacks (the TIMER op's) while the
+ * application turns it, or turning a loop from a thread that does not own it.
  *
  * The pool is process-wide and sized once: LLVMFuzzerInitialize starts it with 2 threads
  * (UV_THREADPOOL_SIZE, if set, instead), so that two HOLD jobs fill it and later ones queue.
@@ -640,13 +647,23 @@ static void query_job(struct job* j) {
 
 static void open_gate(void) { atomic_store(&gate_open, 1); }
 
+/* > 0 while a run or destroy of a runtime on `loop` runs, or a done callback on it: the loop's
+ * guard against re-entry, which every runtime on the loop shares. Records of destroyed runtimes
+ * have depth 0, so a freed own loop whose address a new one reuses does not count. */
+static int loop_depth(const uv_loop_t* loop) {
+  int d = 0;
+  for (int i = 0; i < S.nrts; ++i)
+    if (S.rts[i].loop == loop) d += S.rts[i].depth;
+  return d;
+}
+
 /* The codes uvrt_runtime_run and uvrt_runtime_destroy may return for r, into *ok. False when the
- * call must not be made: both turn r's loop, and re-entering a loop that something other than
- * uvrt is turning is outside the contract (uvrt cannot see it). */
+ * call must not be made: both turn r's loop, and re-entering a loop that only the application is
+ * turning, from its own callbacks, is outside the contract (uvrt cannot see it). */
 static bool loop_turning_call_codes(const struct rt_rec* r, struct codes* ok) {
   if (!r) allow(ok, UVRT_EINVAL);
   else if (r->owner != role) allow(ok, UVRT_ETHREAD);
-  else if (r->depth > 0) allow(ok, UVRT_EBUSY);
+  else if (loop_depth(r->loop) > 0) allow(ok, UVRT_EBUSY);
   else if (loop_active(r->loop)) return false;
   else allow(ok, 0);
   return true;
