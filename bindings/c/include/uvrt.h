@@ -52,13 +52,14 @@ extern "C" {
   XX(EPOOLSIZE, -30003, "invalid thread pool size: expected a whole number from 1 to 1024")       \
   XX(EPOOLCONFLICT, -30004, "thread pool already running with a different size")                  \
   XX(EEXCEPTION, -30005, "a C++ exception escaped a callback given to uvrt")                      \
-  XX(EINTERNAL, -30006, "internal error in uvrt or libuv")
+  XX(EINTERNAL, -30006, "internal error in uvrt or libuv")                                      \
+  XX(EFORKED, -30007, "runtime inherited through fork(): it belongs to the parent process")
 
 typedef enum {
 #define UVRT_ERRNO_ENUM_ITEM(name, value, text) UVRT_##name = (value),
   UVRT_ERRNO_MAP(UVRT_ERRNO_ENUM_ITEM)
 #undef UVRT_ERRNO_ENUM_ITEM
-  UVRT_ERRNO_MAX = -30007
+  UVRT_ERRNO_MAX = -30008
 } uvrt_errno_t;
 
 /* A short English description of `err`. uvrt's and libuv's codes, and (with glibc) negated errno
@@ -92,8 +93,14 @@ UVRT_EXTERN int uvrt_threadpool_size(void);
 UVRT_EXTERN int uvrt_runtime_create(uvrt_runtime_t** runtime, const uvrt_options_t* options);
 
 /* Creates a runtime embedded in `loop`, which the application owns, runs and closes; uvrt never
- * closes it. The runtime adds one unreferenced handle to the loop (it does not keep uv_run going
- * on its own) and removes it when destroyed, after which uv_loop_close(loop) can return 0.
+ * closes it. The runtime adds four handles to the loop (a uv_async_t, a uv_check_t, a uv_idle_t
+ * and a uv_timer_t, all with data pointing into uvrt; uv_walk shows them). They do not keep
+ * uv_run going on their own: the async, check and timer handles are unreferenced, except the
+ * async one while continuations deferred by a cancel wait to run (C++ only), and the idle handle
+ * is active only while finished jobs wait for their time slice. Jobs in flight keep the loop
+ * alive as libuv requests do. Destroying the runtime closes all four (with jobs the C++ API's
+ * shutdown abandoned still running too), after which uv_loop_close(loop) returns 0 once no job
+ * is running. Do not uv_close them yourself before destroying the runtime.
  * Errors: as uvrt_runtime_create, and UVRT_EINVAL for a NULL loop. */
 UVRT_EXTERN int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t* loop,
                                             const uvrt_options_t* options);
@@ -106,16 +113,21 @@ UVRT_EXTERN int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t*
  * callback has run when this returns 0; the runtime's handles are closed, and a loop it created
  * is closed and freed. Job handles the application still holds stay valid until released.
  * Errors (the runtime is left as it was): UVRT_EINVAL (NULL), UVRT_ETHREAD, UVRT_EBUSY (called from
- * inside one of this runtime's done callbacks or uvrt_runtime_run: destroy it after run returns).
- * Destroying it from the application's own libuv callbacks on the same loop cannot be detected
- * and must not be done: the teardown turns the loop. */
+ * inside a done callback of any runtime on the same loop, or inside uvrt_runtime_run: destroy it
+ * after run returns). Destroying it from the application's own libuv callbacks on the same loop
+ * while the application turns it with uv_run cannot be detected and must not be done: the
+ * teardown turns the loop.
+ * In a child process forked after the runtime was created, the runtime is the parent's: destroy
+ * returns 0 at once without touching its loop (shared with the parent) or waiting for its jobs
+ * (which run only in the parent), and every other call on it returns UVRT_EFORKED. */
 UVRT_EXTERN int uvrt_runtime_destroy(uvrt_runtime_t* runtime);
 
 /* The runtime's loop: its own, or the one it was created on. NULL for a NULL runtime. */
 UVRT_EXTERN uv_loop_t* uvrt_runtime_loop(const uvrt_runtime_t* runtime);
 
 /* uv_run(loop, UV_RUN_DEFAULT): turns the loop until nothing is pending or uv_stop is called.
- * Returns 0, or UVRT_EINVAL, UVRT_ETHREAD, UVRT_EBUSY (called from inside this runtime's loop),
+ * Returns 0, or UVRT_EINVAL, UVRT_ETHREAD, UVRT_EFORKED, UVRT_EBUSY (called from inside a done
+ * callback of any runtime on this loop, or inside uvrt_runtime_run),
  * or UVRT_EEXCEPTION if a done callback threw a C++ exception (uvrt caught it and ran on). An
  * application that drives the loop itself with uv_run does not need this function. */
 UVRT_EXTERN int uvrt_runtime_run(uvrt_runtime_t* runtime);
@@ -138,7 +150,7 @@ typedef void (*uvrt_done_cb)(uvrt_job_t* job, int status, void* result, void* ar
  * which the caller owns and must end with uvrt_job_release, at any time (before or after done).
  * If `job` is NULL, the handle is uvrt's and ends after done returns.
  * Errors (nothing was queued and *job is untouched): UVRT_EINVAL (runtime or work is NULL),
- * UVRT_ETHREAD, UVRT_ECLOSING (the runtime is being destroyed), UVRT_ENOMEM. */
+ * UVRT_ETHREAD, UVRT_ECLOSING (the runtime is being destroyed), UVRT_EFORKED, UVRT_ENOMEM. */
 UVRT_EXTERN int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
                                 uvrt_done_cb done, void* arg);
 
@@ -149,7 +161,8 @@ UVRT_EXTERN int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_
  *   UVRT_EBUSY      it is running (or has just finished): uvrt_job_stop_requested() now returns
  *                   1, and done gets whatever the work function returns.
  *   UVRT_EALREADY   its done callback has already run (or is running): nothing changed.
- * and UVRT_EINVAL (NULL) or UVRT_ETHREAD. */
+ * and UVRT_EINVAL (NULL), UVRT_ETHREAD or UVRT_EFORKED (a pending job of a runtime inherited
+ * through fork()). */
 UVRT_EXTERN int uvrt_job_cancel(uvrt_job_t* job);
 
 /* 1 once uvrt_job_cancel or the runtime's teardown asked the job to stop, else 0 (also for

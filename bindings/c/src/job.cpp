@@ -4,6 +4,7 @@
 #include <new>
 #include <thread>
 
+#include "drive.hpp"
 #include "handles.hpp"
 
 namespace {
@@ -54,7 +55,7 @@ void finish(job_core* j) noexcept {
   }
   uvrt::detail::complete(j);
   if (job->done) {
-    uvrt::detail::loop_scope scope(core);
+    uvrt::detail::callback_scope scope(*core);
     try {
       job->done(job, job->status, job->result, job->arg);
     } catch (...) {
@@ -76,8 +77,9 @@ extern "C" {
 int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work, uvrt_done_cb done, void* arg) {
   if (!runtime || !work) return UVRT_EINVAL;
   uvrt::detail::core* core = runtime->core;
+  if (core->inherited()) return UVRT_EFORKED;
   if (std::this_thread::get_id() != core->owner) return UVRT_ETHREAD;
-  if (core->closing) return UVRT_ECLOSING;
+  if (!core->takes_work()) return UVRT_ECLOSING;
   // Blocks come from the same per-thread cache as the C++ jobs: a windowed workload frees one
   // and allocates the next on the loop thread for every job.
   uvrt_job_s* j;
@@ -110,6 +112,8 @@ int uvrt_job_cancel(uvrt_job_t* job) {
   if (!job) return UVRT_EINVAL;
   if (!on_owner_thread(job)) return UVRT_ETHREAD;
   if (job->settled()) return UVRT_EALREADY;
+  // Pending, so its core exists (in a forked child, the inherited one is never freed).
+  if (job->job.owner->inherited()) return UVRT_EFORKED;
   try {
     if (uvrt::detail::cancel(&job->job, uvrt::cancel_mode::wait) == uvrt::cancel_result::not_started) return 0;
     // Running, or run and waiting for its slice: either way it can only be asked to stop.

@@ -4,6 +4,7 @@
 #include <new>
 #include <thread>
 
+#include "drive.hpp"
 #include "handles.hpp"
 #include "threadpool_start.hpp"
 
@@ -48,11 +49,21 @@ int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t* loop, const
 
 int uvrt_runtime_destroy(uvrt_runtime_t* runtime) {
   if (!runtime) return UVRT_EINVAL;
+  uvrt::detail::core* core = runtime->core;
+  if (core->inherited()) {
+    // A forked child's copy: the loop and the jobs are the parent's (see lifecycle.hpp); only
+    // the handle goes.
+    uvrt::detail::core::close(core);
+    delete runtime;
+    return 0;
+  }
   if (!on_loop_thread(runtime)) return UVRT_ETHREAD;
-  // Inside a done callback or uvrt_runtime_run the teardown would re-enter the loop it is
-  // called from; the C++ runtime treats that as fatal, the C API refuses it instead.
-  if (runtime->core->depth > 0) return UVRT_EBUSY;
-  uvrt::detail::core::close(runtime->core);  // cancels, waits for the running jobs, runs every done callback
+  // Inside a done callback of any runtime on this loop, or inside uvrt_runtime_run, the teardown
+  // would re-enter the loop it is called from; the C++ destructor then only begins the teardown,
+  // the C API refuses instead, so that destroy keeps its promise that every done callback has
+  // run when it returns 0.
+  if (uvrt::detail::inside_loop(core->loop)) return UVRT_EBUSY;
+  uvrt::detail::core::close(core);  // cancels, waits for the running jobs, runs every done callback
   delete runtime;
   return 0;
 }
@@ -61,8 +72,9 @@ uv_loop_t* uvrt_runtime_loop(const uvrt_runtime_t* runtime) { return runtime ? r
 
 int uvrt_runtime_run(uvrt_runtime_t* runtime) {
   if (!runtime) return UVRT_EINVAL;
+  if (runtime->core->inherited()) return UVRT_EFORKED;
   if (!on_loop_thread(runtime)) return UVRT_ETHREAD;
-  if (runtime->core->depth > 0) return UVRT_EBUSY;
+  if (uvrt::detail::inside_loop(runtime->core->loop)) return UVRT_EBUSY;
   try {
     uvrt::detail::drive(runtime->core, "uvrt_runtime_run", {}, nullptr, nullptr);
     return 0;

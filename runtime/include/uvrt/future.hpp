@@ -140,6 +140,10 @@ class [[nodiscard]] future {
   void then(F&& f) && {
     static_assert(std::is_invocable_v<std::decay_t<F>, future<T>>,
                   "uvrt::future::then: the callback must accept a uvrt::future<T>");
+    // It is destroyed on the loop thread inside libuv's callbacks, where a throwing destructor
+    // could only end in std::terminate.
+    static_assert(std::is_nothrow_destructible_v<std::decay_t<F>>,
+                  "uvrt::future::then: the callback must be nothrow destructible");
     if (!job_) detail::throw_no_state("uvrt::future::then");
     if (ready()) {
       std::invoke(std::forward<F>(f), std::move(*this));

@@ -14,10 +14,22 @@
 // and get 0. To do that the destructor turns the loop itself. Called from inside uvrt's own
 // callbacks (a task, a continuation, a posted callable), where the loop is already turning below
 // it, the destructor only begins the teardown (work refused, queued jobs cancelled, running jobs
-// asked to stop) and returns; the teardown ends as the loop turns on: before the run or block_on
-// that turns it returns, or on the application's later turns of its own loop. libuv cannot tell
-// uvrt whether one of the application's own callbacks is running, so from those it is the
-// application's duty not to destroy the runtime (or call run or block_on).
+// asked to stop) and returns; the teardown ends as the loop turns on: before the run, block_on or
+// shutdown that turns it returns, or on the application's later turns of its own loop. The same
+// holds inside the callbacks of another runtime on the same loop: the guard against re-entering
+// a loop belongs to the loop. libuv cannot tell uvrt whether one of the application's own
+// callbacks is running while the application turns the loop with uv_run, so from those it is the
+// application's duty not to destroy the runtime (or call run, block_on or shutdown).
+//
+// Jobs that shutdown() abandoned are not waited for: the destructor closes the runtime's handles
+// and returns; libuv hands the jobs back later (to a thread of uvrt's for an own loop, to the
+// application's turns of its loop otherwise). Until then libuv counts their requests, so an
+// application's uv_run(UV_RUN_DEFAULT) does not return, and process exit (which joins libuv's pool
+// threads) waits for them.
+//
+// fork(): in a child process the runtime is the parent's. Every member function throws
+// usage_error there, and the destructor returns at once without touching the loop, which the
+// child shares with the parent. Create a new runtime in the child.
 //
 // Thread-safety: distinct objects: safe. Shared objects: unsafe, except post(), which any thread
 // may call while the runtime is alive (before its destructor begins).
@@ -47,11 +59,11 @@
 
 namespace uvrt {
 
-// What runtime::shutdown did.
+// What runtime::shutdown did with the jobs in flight when it was called; each is counted once.
 struct shutdown_result {
-  std::size_t cancelled = 0;  // queued jobs cancelled: they never ran, their futures are cancelled
-  std::size_t finished = 0;   // running jobs that returned before the timeout, with their outcome
-  std::size_t abandoned = 0;  // jobs still running at the timeout: their futures are cancelled
+  std::size_t cancelled = 0;  // never ran (queued, or cancelled earlier): their futures are cancelled
+  std::size_t finished = 0;   // their work returned before the timeout (or before the call): own outcome
+  std::size_t abandoned = 0;  // still running at the timeout: their futures are cancelled
 };
 
 namespace detail {
@@ -152,8 +164,9 @@ class UVRT_EXTERN runtime {
   }
 
   // Turns the loop until `f` settles (uv_stop does not end it early), then returns its value or
-  // rethrows. For a pending future: on the loop thread only, not from inside the loop, and only
-  // for this runtime's futures (usage_error). A settled future's outcome is returned at once.
+  // rethrows. For a pending future: on the loop thread only, not from inside the loop (inside a
+  // callback of any runtime on the same loop), and only for this runtime's futures (usage_error).
+  // A settled future's outcome is returned at once.
   template <class T>
   T block_on(future<T> f) {
     if (!f.valid()) throw usage_error("uvrt::runtime::block_on: the future is empty (moved from or consumed)");
@@ -179,8 +192,10 @@ class UVRT_EXTERN runtime {
   // cancelled (as with cancel_mode::abandon) and their late outcomes are destroyed when they
   // arrive. Every continuation has run when it returns, and the destructor then does not wait
   // for the abandoned jobs (asyncio's shutdown_default_executor(timeout), tokio's
-  // shutdown_timeout). On the loop thread, not from inside the loop (usage_error); a negative
-  // timeout throws std::invalid_argument. A second call reports what is still running.
+  // shutdown_timeout). The loop turns at least once without waiting, even for a zero timeout, so
+  // jobs whose work had returned are finished with their values. Each job in flight at the call
+  // is counted once in the result. On the loop thread, not from inside the loop (usage_error); a
+  // negative timeout throws std::invalid_argument. A second call counts what is still in flight.
   shutdown_result shutdown(std::chrono::nanoseconds timeout);
 
   // Turns the loop until nothing is pending or uv_stop is called: uv_run with UV_RUN_DEFAULT.
@@ -195,6 +210,8 @@ class UVRT_EXTERN runtime {
   // A post alone does not keep run() going: it is served whenever the loop next turns.
   template <class F>
   void post(F&& f) {
+    static_assert(std::is_nothrow_destructible_v<std::decay_t<F>>,
+                  "uvrt::runtime::post: the callable must be nothrow destructible");
     detail::check_callable(f, "uvrt::runtime::post");
     auto p = std::make_unique<detail::posted_callable<std::decay_t<F>>>(std::decay_t<F>(std::forward<F>(f)));
     if (!detail::post(core_, p.get())) throw runtime_closed_error("uvrt::runtime::post: the runtime has shut down");

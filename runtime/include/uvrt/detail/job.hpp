@@ -8,7 +8,7 @@
 // submission until it has run, on the worker), then either its result or the exception_ptr it
 // threw. Overlapping them keeps a job that returns an int at 56 bytes. The block holds no
 // uv_work_t: a runtime hands its jobs to libuv through a bounded set of requests of its own (its
-// carriers, see core.hpp), so a job waiting in a queue of a million costs its 56 bytes instead
+// carriers, see runtime/src/dispatch.hpp), so a job waiting in a queue of a million costs its 56 bytes instead
 // of the 128 of a libuv request. A burst of jobs is dominated by memory traffic: every 16 bytes
 // added to bare libuv's job cost a measured 9% of a burst's wall time.
 //
@@ -68,14 +68,21 @@ struct job_vtable {
   void (*release)(job_core* j) noexcept;
 };
 
-inline constexpr std::uint8_t flag_stop_source = 1;    // a std::stop_source precedes the slot
-inline constexpr std::uint8_t flag_queued = 2;         // waits in the runtime's queue, not yet in libuv's
-inline constexpr std::uint8_t flag_cancel_queued = 4;  // uv_cancel succeeded; never call it again
-inline constexpr std::uint8_t flag_busy = 8;           // uv_cancel said EBUSY; never call it again
-inline constexpr std::uint8_t flag_arrived = 16;       // libuv is done with it: no more uv_cancel
-inline constexpr std::uint8_t flag_never_ran = 32;     // cancelled before it ran: the callable is still in the slot
-inline constexpr std::uint8_t flag_abandoned = 64;     // settled early; drop the late outcome
-inline constexpr std::uint8_t flag_straggler = 128;    // still running when shutdown() timed out
+// A job's `flags` byte. The low two bits are its place in its runtime (see runtime/src/dispatch.hpp
+// and settle.hpp; changed only through move_job there, which asserts each transition); the other
+// bits record what happened to it. All of it belongs to the loop thread.
+enum class job_place : std::uint8_t {
+  taken = 0,    // being built or handed to the runtime: in no list yet
+  queued = 1,   // waits in the runtime's queue, not yet in libuv's
+  carried = 2,  // held by one of the runtime's carriers: in libuv's queue, running, or returned
+  arrived = 3,  // libuv is done with it (or it was cancelled from the queue): waits to settle
+};
+inline constexpr std::uint8_t place_bits = 3;
+inline constexpr std::uint8_t flag_stop_source = 4;  // a std::stop_source precedes the slot
+inline constexpr std::uint8_t flag_never_ran = 8;    // cancelled before it ran: the callable is still in the slot
+inline constexpr std::uint8_t flag_uv_busy = 16;     // uv_cancel said EBUSY: the answer cannot change, never ask again
+inline constexpr std::uint8_t flag_abandoned = 32;   // settled early (abandon, or shutdown's timeout); drop the late outcome
+inline constexpr std::uint8_t flag_straggler = 64;   // still running when shutdown() timed out
 
 struct carrier;
 
@@ -255,6 +262,10 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
   check_submit(c);
   using Call = bound_call<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(fits_block<Call>, "uvrt::to_thread: over-aligned callables are not supported");
+  // The callable is destroyed on a worker (or on the loop thread, if it never ran) where an
+  // exception from its destructor could only end in std::terminate or a double destruction.
+  static_assert(std::is_nothrow_destructible_v<Call>,
+                "uvrt::to_thread: the callable and its arguments must be nothrow destructible");
   constexpr bool stop = Call::takes_stop_token;
   constexpr std::size_t tail = [] {
     std::size_t n = slot_offset(stop, alignof(Call)) + sizeof(Call);

@@ -1,0 +1,235 @@
+// Lifecycle: the phase and its transitions, shutdown, the teardown, and who frees the core. See
+// lifecycle.hpp for the phase table and who turns the loop in each phase.
+#include <cassert>
+#include <cstdio>
+#include <stdexcept>
+#include <thread>
+
+#include "core.hpp"
+#include "drive.hpp"
+
+namespace uvrt::detail {
+
+void core::advance(phase to) noexcept {
+  assert(may_advance(phase_, to) && "the phase moves only as lifecycle.hpp's table says");
+  phase_ = to;
+}
+
+bool core::settled() const noexcept {
+  return dispatch_.queued() == 0 && dispatch_.busy() == static_cast<int>(stragglers_) && settle_.waiting() == 0 &&
+         mail_.nothing_deferred();
+}
+
+void core::check_invariants() const noexcept {
+#ifndef NDEBUG
+  assert(jobs_ == dispatch_.queued() + static_cast<std::size_t>(dispatch_.busy()) + settle_.waiting() &&
+         "every job in flight is in exactly one place: the queue, a carrier or the backlog");
+  assert(stragglers_ <= static_cast<std::size_t>(dispatch_.busy()) && "abandoned jobs are held by carriers");
+  assert((phase_ < phase::closing || jobs_ == stragglers_) && "after settling, only abandoned jobs are in flight");
+  assert((phase_ < phase::draining || open_handles_ == 0) && "no handle of uvrt's outlives the phase closing");
+  settle_.check_invariants();
+#endif
+}
+
+void core::abandon(job_core* j) noexcept {
+  if (j->flags & flag_abandoned) return;
+  if (j->cont) mail_.defer(j);
+  j->flags |= flag_abandoned;
+  j->state.store(job_state::cancelled, std::memory_order_release);
+}
+
+core::census core::cancel_all() noexcept {
+  census n;
+  // A job whose work has returned but that waits in the backlog for its slice is told to stop as
+  // well. Whether it returned just before teardown began or just after is a race its owner
+  // cannot see, so the promise is made for both: every job that ran and settles during teardown
+  // finds its stop requested (the C API's done callback reads it). Counted before the queue is
+  // cancelled into the backlog.
+  settle_.for_each_waiting([&](job_core* j) {
+    if (j->flags & flag_never_ran) {
+      ++n.never_ran;
+      return;
+    }
+    ++n.returned;
+    if (j->vt->request_stop) j->vt->request_stop(j);
+  });
+  // Then the queue: a running job told to stop frees its carrier, which would otherwise carry
+  // the next queued job to libuv before teardown got to cancel it. Then every carried job that
+  // libuv has not started, then the running ones are asked to stop.
+  n.never_ran += dispatch_.cancel_queue();
+  dispatch_.for_each_carried([&](job_core* j) {
+    if (dispatch_.cancel_if_queued(j)) ++n.never_ran;
+  });
+  dispatch_.for_each_carried([&](job_core* j) {
+    if (j->flags & flag_never_ran) return;
+    ++n.running;
+    if (j->vt->request_stop) j->vt->request_stop(j);
+  });
+  check_invariants();
+  return n;
+}
+
+shutdown_result core::shutdown(std::chrono::nanoseconds timeout) {
+  check_loop_thread(this, "uvrt::runtime::shutdown");
+  if (inside_loop(loop))
+    throw usage_error("uvrt::runtime::shutdown: called from inside the loop (a task, a continuation, a posted "
+                      "callable or a callback of a runtime on the same loop); it turns the loop itself, so call "
+                      "it after run or block_on has returned");
+  if (timeout < std::chrono::nanoseconds::zero())
+    throw std::invalid_argument("uvrt::runtime::shutdown: the timeout is negative");
+  // Room to defer every running job's continuation is made first, so that running out of memory
+  // changes nothing.
+  mail_.make_room_to_defer(static_cast<std::size_t>(dispatch_.busy()));
+  if (phase_ == phase::open) advance(phase::stopped);
+  shutdown_result r;
+  {
+    turn_scope scope(*this);
+    const census n = cancel_all();
+    const std::uint64_t end = uv_hrtime() + static_cast<std::uint64_t>(timeout.count());
+    // One turn that does not wait, whatever the timeout: what libuv has handed back already (jobs
+    // that returned before this call, jobs uv_cancel just took out of its queue) arrives now
+    // instead of being taken for still running.
+    scope.turn(UV_RUN_NOWAIT);
+    // The timer only wakes the poll by the deadline; uv_hrtime decides, since libuv's timers count
+    // whole milliseconds from the loop's cached clock. So it is re-armed from a fresh clock for
+    // whatever is left on every turn.
+    for (std::uint64_t now = uv_hrtime(); !settled() && now < end; now = uv_hrtime()) {
+      uv_update_time(loop);
+      uv_timer_start(&deadline_, [](uv_timer_t*) {}, (end - now + 999'999) / 1'000'000, 0);
+      scope.turn(UV_RUN_ONCE);
+    }
+    uv_timer_stop(&deadline_);
+    std::size_t abandoned = 0;
+    dispatch_.for_each_carried([&](job_core* j) {
+      if (j->flags & flag_never_ran) return;  // uv_cancel'd: libuv hands it back without running it
+      ++abandoned;
+      if (j->flags & flag_straggler) return;  // abandoned by an earlier shutdown
+      // Still running at the deadline: its future settles as cancelled now (as cancel_mode::abandon
+      // does) and its late outcome is dropped when it arrives.
+      j->flags |= flag_straggler;
+      ++stragglers_;
+      abandon(j);
+    });
+    r.cancelled = n.never_ran;
+    r.abandoned = abandoned;
+    r.finished = n.running + n.returned - abandoned;
+    // Settle what was cancelled or abandoned, and resume their continuations.
+    while (!settled()) scope.turn(UV_RUN_ONCE);
+  }
+  // A continuation may have destroyed the runtime meanwhile: then its teardown ends here.
+  end_if_detached(this);
+  return r;
+}
+
+void core::close(core* c) noexcept {
+  // In a forked child the loop and the jobs are the parent's: leave them alone (lifecycle.hpp).
+  if (c->inherited()) return;
+  if (std::this_thread::get_id() != c->owner)
+    fatal("uvrt::runtime destroyed on a thread other than the one that runs its loop");
+  c->advance(phase::detached);
+  c->cancel_all();
+  if (inside_loop(c->loop)) {
+    // Destroyed from inside the loop (a callback of this runtime or of another on the same loop):
+    // the loop is turning below this call and cannot be turned here. The teardown goes on as it
+    // turns, and whoever turns it sees it end.
+    c->progress();
+    return;
+  }
+  c->end_teardown();
+}
+
+void core::end_if_detached(core* c) noexcept {
+  if (c->phase_ >= phase::detached) c->end_teardown();
+}
+
+void core::progress() noexcept {
+  if (phase_ != phase::detached || !settled()) return;
+  advance(phase::closing);
+  mail_.close();
+  close_handles([](uv_handle_t* h) {
+    auto* c = static_cast<core*>(h->data);
+    if (--c->open_handles_ == 0) c->handles_closed();
+  });
+}
+
+void core::handles_closed() noexcept {
+  advance(stragglers_ > 0 ? phase::draining : phase::closed);
+  check_invariants();
+  if (phase_ == phase::closed && !held_here(this)) release_unheld();
+}
+
+void core::job_back(job_core* j) noexcept {
+  if (j->flags & flag_straggler) {
+    straggler_back(j);
+    return;
+  }
+  assert(phase_ < phase::closing && "once settled, only abandoned jobs come back");
+  move_job(j, job_place::carried, job_place::arrived);
+  settle_.arrive(j, true);
+  progress();
+}
+
+// An abandoned job comes back: its future settled long ago, so it is finished at once (its late
+// outcome destroyed), in any phase, without a slice: from `closing` on the slicer is gone.
+void core::straggler_back(job_core* j) noexcept {
+  --stragglers_;
+  move_job(j, job_place::carried, job_place::arrived);
+  count_out();
+  j->vt->finish(j);
+  if (phase_ == phase::draining && stragglers_ == 0) {
+    advance(phase::closed);
+    if (!held_here(this)) release_unheld();
+  }
+}
+
+void core::end_teardown() noexcept {
+  {
+    turn_scope scope(*this);
+    progress();
+    // Cancelled jobs settle from the backlog or in their carriers' after-work callbacks, running
+    // ones when they return; all of that needs the loop to turn. Posts from running jobs
+    // (from_thread) are served meanwhile. Jobs that shutdown() abandoned are not waited for.
+    while (phase_ < phase::draining) scope.turn(UV_RUN_ONCE);
+  }
+  if (phase_ == phase::closed) {
+    destroy();
+    return;
+  }
+  // Draining. An application's loop gets the abandoned jobs back as it turns, and the last one
+  // frees the core; an own loop is turned by a thread of uvrt's until they are back.
+  if (!owns_loop) return;
+  try {
+    std::thread([this] { reap(); }).detach();
+  } catch (...) {
+    std::fprintf(stderr, "uvrt: no thread to wait for %zu abandoned jobs; the runtime's memory is left allocated\n",
+                 stragglers_);
+  }
+}
+
+void core::reap() noexcept {
+  {
+    turn_scope scope(*this);
+    while (phase_ != phase::closed) scope.turn(UV_RUN_ONCE);
+  }
+  destroy();
+}
+
+void core::release_unheld() noexcept {
+  if (owns_loop) {
+    // The application turned the runtime's own loop with its own uv_run (runtime::loop()) and
+    // destroyed the runtime inside it: a loop cannot be closed from inside its own uv_run.
+    std::fprintf(stderr, "uvrt: a runtime destroyed inside its own loop, which the application turns with uv_run, "
+                         "cannot free that loop; its memory is left allocated\n");
+    return;
+  }
+  destroy();
+}
+
+void core::destroy() noexcept {
+  assert(phase_ == phase::closed && jobs_ == 0 && "a core is freed only when nothing of it is left");
+  if (unhandled) report_lost(unhandled, "was never rethrown, because the runtime was destroyed first");
+  if (owns_loop) close_own_loop();
+  delete this;
+}
+
+}  // namespace uvrt::detail

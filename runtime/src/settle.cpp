@@ -1,0 +1,89 @@
+// Settlement: slices and the backlog. See settle.hpp for the design and invariants.
+#include "settle.hpp"
+
+#include <cassert>
+
+#include "core.hpp"
+
+namespace uvrt::detail {
+
+void settlement::finish(job_core* j) noexcept {
+  core_.count_out();
+  j->vt->finish(j);
+}
+
+void settlement::arrive(job_core* j, bool may_settle_now) noexcept {
+  assert(place_of(j) == job_place::arrived);
+  if (may_settle_now && !backlog_head_ && slice_has_room()) {
+    finish(j);
+    return;
+  }
+  j->next = nullptr;
+  ++waiting_;
+  if (backlog_tail_) {
+    backlog_tail_->next = j;
+  } else {
+    backlog_head_ = j;
+    uv_idle_start(&spinner, [](uv_idle_t*) {});
+    uv_check_start(&slicer, &on_check);
+  }
+  backlog_tail_ = j;
+}
+
+bool settlement::slice_has_room() noexcept {
+  if (slice_ == slice::closed) {
+    slice_ = slice::open;
+    slice_settled_ = 0;
+    slice_deadline_ = uv_hrtime() + slice_ns;
+    // slicer ends the slice after the poll; started once a slice (a no-op while it is active).
+    uv_check_start(&slicer, &on_check);
+  }
+  if (slice_ == slice::expired) return false;
+  if (++slice_settled_ % 16 == 0 && uv_hrtime() >= slice_deadline_) {
+    slice_ = slice::expired;
+    return false;
+  }
+  return true;
+}
+
+void settlement::settle_backlog() noexcept {
+  while (backlog_head_ && slice_has_room()) {
+    job_core* j = backlog_head_;
+    backlog_head_ = j->next;
+    if (!backlog_head_) backlog_tail_ = nullptr;
+    --waiting_;
+    finish(j);
+  }
+}
+
+void settlement::on_check(uv_check_t* h) {
+  core& c = *static_cast<core*>(h->data);
+  settlement& s = c.settle_;
+  c.dispatch_.refill();
+  if (s.slice_ == slice::closed && !s.backlog_head_) {
+    // A turn without arrivals: nothing to settle until jobs arrive again.
+    uv_check_stop(&s.slicer);
+    return;
+  }
+  s.slice_ = slice::closed;
+  s.settle_backlog();
+  s.slice_ = slice::closed;
+  if (!s.backlog_head_) uv_idle_stop(&s.spinner);
+  c.check_invariants();
+  c.progress();
+}
+
+void settlement::check_invariants() const noexcept {
+#ifndef NDEBUG
+  // The head of the backlog only: walking all of it after every slice would make a burst of a
+  // million jobs quadratic in debug builds.
+  std::size_t n = 0;
+  for (job_core* j = backlog_head_; j && n < 64; j = j->next, ++n) assert(place_of(j) == job_place::arrived);
+  assert((backlog_head_ == nullptr) == (waiting_ == 0) && "the backlog's count matches its list");
+  assert((!backlog_head_ || (uv_is_active(reinterpret_cast<const uv_handle_t*>(&slicer)) &&
+                             uv_is_active(reinterpret_cast<const uv_handle_t*>(&spinner)))) &&
+         "a backlog is always being settled");
+#endif
+}
+
+}  // namespace uvrt::detail

@@ -1,0 +1,76 @@
+// Settlement: when a job that came back from libuv (or was cancelled from the queue) settles.
+//
+// libuv runs every finished request's callback in one go, so a burst of completions would stall
+// the loop. uvrt settles them in slices of bounded time instead: a job that arrives is finished
+// (vt->finish: future settled, continuation resumed, the runtime's reference dropped) at once
+// while the current slice lasts and nothing waits before it; otherwise it joins the backlog,
+// which `slicer` (a check handle, after each poll) settles a slice at a time. A turn has at most
+// two slices: jobs settled as they arrive in the poll phase, and the backlog after it. Timers and
+// sockets are served between turns.
+//
+// A slice settles jobs for at most slice_ns (the clock is read every 16 jobs): short enough for
+// the loop's timers to keep sub-millisecond lag, long enough that the per-turn cost of libuv's
+// loop is spread over many jobs.
+//
+// Invariants (loop thread only):
+//   - The backlog holds `arrived` jobs, FIFO, linked through next; `waiting_` counts them.
+//   - A slice that is not `closed` means `slicer` is active; a non-empty backlog means `slicer`
+//     and `spinner` are both active (spinner keeps poll from blocking until the backlog is done).
+//   - `slicer` also refills dispatch's carriers, once a turn, in the check phase.
+//   - Both handles are unreferenced or idle when there is nothing to settle: they never keep a
+//     loop alive on their own, except spinner while the backlog is not empty.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "uvrt/detail/job.hpp"
+
+namespace uvrt::detail {
+
+class core;
+
+class settlement {
+ public:
+  explicit settlement(core& owner) noexcept : core_(owner) {}
+
+  // A job that is now `arrived`: settled now if `may_settle_now`, the slice has room and nothing
+  // waits before it; else appended to the backlog.
+  void arrive(job_core* j, bool may_settle_now) noexcept;
+
+  template <class F>
+  void for_each_waiting(F&& f) const {
+    for (job_core* j = backlog_head_; j; j = j->next) f(j);
+  }
+  std::size_t waiting() const noexcept { return waiting_; }
+  void check_invariants() const noexcept;
+
+  uv_check_t slicer;  // after each poll: ends the slice, refills carriers, settles the backlog
+  uv_idle_t spinner;  // while the backlog is not empty: poll without blocking
+
+  static void on_check(uv_check_t* h);
+
+ private:
+  enum class slice : std::uint8_t {
+    closed,   // no slice began since slicer last ran
+    open,     // jobs settle until the deadline
+    expired,  // the deadline passed: arrivals wait in the backlog until the next slice
+  };
+  static constexpr std::uint64_t slice_ns = 200'000;
+
+  bool slice_has_room() noexcept;
+  void finish(job_core* j) noexcept;
+  void settle_backlog() noexcept;
+
+  core& core_;
+  slice slice_ = slice::closed;
+  unsigned slice_settled_ = 0;
+  std::uint64_t slice_deadline_ = 0;
+  job_core* backlog_head_ = nullptr;
+  job_core* backlog_tail_ = nullptr;
+  std::size_t waiting_ = 0;
+};
+
+}  // namespace uvrt::detail
