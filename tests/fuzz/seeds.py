@@ -217,6 +217,15 @@ def seeds():
     p.timer(0, 2, 1).timer(0, 3, 0).timer(1, 1, W_FAIL).timer(0, 1, W_OK).uvrun(1, NOWAIT).uvrun(0, NOWAIT)
     p.timer(0, 1, W_SPIN).destroy(0).timer(0, 1, W_OK).run(0)
     s["application-timers"] = p.b
+
+    # Application timers that run or destroy runtimes: on their own loop while uvrt turns it
+    # (uvrt_runtime_run, destroy: UVRT_EBUSY), on another loop (turned, nested), and on their own
+    # loop while only the application's uv_run turns it (undefined: the harness skips it).
+    p = Program().create().create(APP_A).create(APP_A)
+    p.timer(0, 4, 0).timer(0, 5, 1).submit(0, W_OK).run(0)
+    p.timer(1, 5, 1).timer(1, 4, 0).uvrun(1, NOWAIT)
+    p.timer(0, 5, 0).timer(0, 4, 1).destroy(0).destroy(0)
+    s["application-timers-run-destroy"] = p.b
     return s
 
 
