@@ -8,14 +8,21 @@
 // must be included before it: include this file last.
 #pragma once
 
+#include <uv.h>
+
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <uvrt/uvrt.hpp>
+
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -92,6 +99,78 @@ struct tracked {
   tracked& operator=(tracked&&) = delete;
   ~tracked() { ++destroyed; }
 };
+
+// Turns a hang into a failure: unless disarmed within `limit`, prints "HANG: <what>" on stderr
+// and ends the process with _exit(1), which the TAP harness reports as a failure. It is not
+// synchronisation: a test that works disarms it long before the limit. Disarm it before
+// asserting, since a failing assert longjmps past its destructor.
+class watchdog {
+ public:
+  explicit watchdog(std::string what, std::chrono::seconds limit = std::chrono::seconds(10))
+      : s_(std::make_shared<state>()) {
+    std::thread([s = s_, what = std::move(what), limit] {
+      std::unique_lock lock(s->m);
+      if (s->cv.wait_for(lock, limit, [&] { return s->disarmed; })) return;
+      std::fprintf(stderr, "HANG: %s\n", what.c_str());
+      std::fflush(stderr);
+      _exit(1);
+    }).detach();
+  }
+  watchdog(const watchdog&) = delete;
+  watchdog& operator=(const watchdog&) = delete;
+  ~watchdog() { disarm(); }
+
+  void disarm() {
+    {
+      std::lock_guard lock(s_->m);
+      s_->disarmed = true;
+    }
+    s_->cv.notify_one();
+  }
+
+ private:
+  struct state {
+    std::mutex m;
+    std::condition_variable cv;
+    bool disarmed = false;
+  };
+  std::shared_ptr<state> s_;
+};
+
+// The number of finished uv_work_t requests libuv has posted to `loop`'s done queue and the loop
+// has not taken yet (it takes them when it turns). A job's work function returning is not
+// enough to know that its completion is there: the worker posts it a few instructions later.
+// This reads libuv's private fields (unix, 1.x up to 1.45: `void* wq[2]` and `wq_mutex`), under
+// the mutex the workers post with; -1 where the layout is unknown.
+inline int posted_completions(uv_loop_t* loop) {
+#if UV_VERSION_MAJOR == 1 && UV_VERSION_MINOR <= 45 && !defined(_WIN32)
+  int n = 0;
+  uv_mutex_lock(&loop->wq_mutex);
+  for (void* q = loop->wq[0]; q != static_cast<void*>(&loop->wq); q = static_cast<void**>(q)[0]) ++n;
+  uv_mutex_unlock(&loop->wq_mutex);
+  return n;
+#else
+  (void)loop;
+  return -1;
+#endif
+}
+
+// Waits until `loop`'s done queue holds `n` completions, without turning the loop. Call it once
+// the works have returned (a latch they count down as their last statement). Where libuv's
+// layout is unknown it waits 50 ms instead: a margin for the few instructions between a work
+// function's return and its completion being posted, not a synchronisation.
+inline bool wait_for_posted_completions(uv_loop_t* loop, int n) {
+  if (posted_completions(loop) < 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return true;
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (posted_completions(loop) < n) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return posted_completions(loop) == n;
+}
 
 }  // namespace test
 

@@ -17,6 +17,7 @@
 #include <uvrt.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -24,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* cmocka.h needs these first, and defines macros with common names: keep it last. */
 #include <setjmp.h>
@@ -240,6 +243,68 @@ static bool wait_for(atomic_int* counter, int target) {
     sched_yield();
   }
   return true;
+}
+
+/* Turns a hang into a failure: unless disarmed within 10 s, SIGALRM prints "HANG: <what>" and
+ * ends the process with _exit(1). Not synchronisation: a test that works disarms it long before. */
+static const char* hang_what = "";
+
+static void on_hang(int sig) {
+  (void)sig;
+  static const char prefix[] = "HANG: ";
+  (void)!write(2, prefix, sizeof prefix - 1);
+  (void)!write(2, hang_what, strlen(hang_what));
+  (void)!write(2, "\n", 1);
+  _exit(1);
+}
+
+static void arm_watchdog(const char* what) {
+  hang_what = what;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_hang;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, NULL);
+  alarm(10);
+}
+
+static void disarm_watchdog(void) { alarm(0); }
+
+/* The number of finished uv_work_t requests libuv has posted to `loop`'s done queue that the
+ * loop has not taken yet (it takes them when it turns): a work function returning is not enough
+ * to know its completion is there, the worker posts it a few instructions later. Reads libuv's
+ * private fields (unix, 1.x up to 1.45) under the mutex the workers post with; -1 where the
+ * layout is unknown. */
+static int posted_completions(uv_loop_t* loop) {
+#if UV_VERSION_MAJOR == 1 && UV_VERSION_MINOR <= 45
+  int n = 0;
+  uv_mutex_lock(&loop->wq_mutex);
+  for (void* q = loop->wq[0]; q != (void*)&loop->wq; q = ((void**)q)[0]) ++n;
+  uv_mutex_unlock(&loop->wq_mutex);
+  return n;
+#else
+  (void)loop;
+  return -1;
+#endif
+}
+
+/* Waits until `loop`'s done queue holds n completions, without turning the loop; false after
+ * WAIT_SECONDS. Where libuv's layout is unknown, waits 50 ms: a margin for the few instructions
+ * between a work function's return and its completion being posted. */
+static bool wait_for_posted(uv_loop_t* loop, int n) {
+  if (posted_completions(loop) < 0) {
+    struct timespec ms50 = {0, 50000000L};
+    nanosleep(&ms50, NULL);
+    return true;
+  }
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (posted_completions(loop) < n) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - t0.tv_sec > WAIT_SECONDS) return false;
+    sched_yield();
+  }
+  return posted_completions(loop) == n;
 }
 
 /* Occupies every pool thread with a held job, so that jobs submitted next stay queued until the
@@ -924,6 +989,62 @@ static void embedded_runtime_runs_jobs_on_the_application_loop_and_leaves_it_clo
   assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
 }
 
+/* r05: runtimes A and B on one application loop, both jobs' completions posted before the loop
+ * turns (A's first), so that one pass over libuv's done queue takes both. A's done callback
+ * calls uvrt_runtime_run(B) and uvrt_runtime_destroy(B): both return UVRT_EBUSY (the loop is
+ * turning below them), instead of re-entering uv_run for B (today: B's completion has left
+ * libuv's queue and the nested uv_run waits for ever). B stays usable: its done callback runs
+ * with status 0 and it takes another job. */
+static void run_or_destroy_of_another_runtime_on_the_loop_from_a_done_callback_returns_ebusy(void** state) {
+  struct fixture* fx = *state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  uvrt_runtime_t* a = NULL;
+  uvrt_runtime_t* b = NULL;
+  assert_int_equal(uvrt_runtime_create_on_loop(&a, &loop, NULL), 0);
+  assert_int_equal(uvrt_runtime_create_on_loop(&b, &loop, NULL), 0);
+  struct call* on_b = new_call(fx, b); /* B's job, held until the gate opens */
+  on_b->hold = true;
+  struct call* on_a = new_call(fx, b); /* A's job; its done callback acts on B */
+  on_a->done_actions = DO_RUN | DO_DESTROY;
+  assert_int_equal(uvrt_job_submit(b, &on_b->handle, work, done, on_b), 0);
+  assert_true(wait_for(&fx->started, 1));
+  assert_int_equal(uvrt_job_submit(a, &on_a->handle, work, done, on_a), 0);
+  assert_true(wait_for(&fx->finished, 1));
+  const bool a_posted = wait_for_posted(&loop, 1);
+  atomic_store(&fx->gate_open, true);
+  assert_true(wait_for(&fx->finished, 2));
+  const bool both_posted = a_posted && wait_for_posted(&loop, 2);
+
+  arm_watchdog("uvrt_runtime_run or uvrt_runtime_destroy of runtime B from runtime A's done callback");
+  const int loop_rc = uv_run(&loop, UV_RUN_DEFAULT);
+  disarm_watchdog();
+  /* Had the destroy inside done wrongly succeeded, B would already be gone. */
+  if (on_a->destroy_in_done == 0) b = NULL;
+  struct call* later = new_call(fx, b);
+  const int later_submit = b ? uvrt_job_submit(b, &later->handle, work, done, later) : UVRT_EINVAL;
+  const int later_run = b ? uvrt_runtime_run(b) : UVRT_EINVAL;
+  const int destroy_b = b ? uvrt_runtime_destroy(b) : UVRT_EINVAL;
+  const int destroy_a = uvrt_runtime_destroy(a);
+  const int close_rc = uv_loop_close(&loop);
+
+  assert_true(both_posted);
+  assert_int_equal(loop_rc, 0);
+  assert_int_equal(on_a->done_calls, 1);
+  assert_int_equal(on_a->done_status, 0);
+  assert_int_equal(on_a->run_in_done, UVRT_EBUSY);
+  assert_int_equal(on_a->destroy_in_done, UVRT_EBUSY);
+  assert_int_equal(on_b->done_calls, 1);
+  assert_int_equal(on_b->done_status, 0);
+  assert_int_equal(later_submit, 0);
+  assert_int_equal(later_run, 0);
+  assert_int_equal(later->done_calls, 1);
+  assert_int_equal(later->done_status, 0);
+  assert_int_equal(destroy_b, 0);
+  assert_int_equal(destroy_a, 0);
+  assert_int_equal(close_rc, 0);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* Error codes */
 
@@ -939,7 +1060,7 @@ enum { NCODES = sizeof uvrt_codes / sizeof uvrt_codes[0] };
  * "success" / "OK". */
 static void every_uvrt_code_has_a_distinct_description_and_name(void** state) {
   (void)state;
-  assert_int_equal(NCODES, 12);
+  assert_int_equal(NCODES, 12); /* with UVRT_EFORKED */
   for (int i = 0; i < NCODES; ++i) {
     const char* text = uvrt_strerror(uvrt_codes[i].code);
     const char* name = uvrt_err_name(uvrt_codes[i].code);
@@ -1114,6 +1235,67 @@ static void null_arguments_are_refused_with_einval_without_crashing(void** state
   assert_int_equal(atomic_load(&c->runs), 0);
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* fork */
+
+/* r07 through the C API: in a forked child, with a job of the parent's in flight, the inherited
+ * runtime refuses uvrt_job_submit and uvrt_runtime_run with UVRT_EFORKED (and writes nothing to
+ * *job), and uvrt_runtime_destroy returns 0 at once (the child's alarm(5) kills it otherwise).
+ * The child reports the three codes through a pipe. The parent is unaffected: once the child has
+ * ended, its job, released, runs its done callback with status 0. */
+static void a_forked_child_gets_eforked_from_the_inherited_runtime(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* held = new_call(fx, fx->rt);
+  held->hold = true;
+  assert_int_equal(submit(held, true), 0);
+  assert_true(wait_for(&fx->started, 1));
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(5); /* the default action ends the child: a hang shows as SIGALRM */
+    close(fds[0]);
+    uvrt_job_t* job = SENTINEL;
+    int codes[4];
+    codes[0] = uvrt_job_submit(fx->rt, &job, work, done, held);
+    codes[1] = job == SENTINEL ? 0 : 1;
+    codes[2] = uvrt_runtime_run(fx->rt);
+    codes[3] = uvrt_runtime_destroy(fx->rt);
+    _exit(write(fds[1], codes, sizeof codes) == (ssize_t)sizeof codes ? 0 : 2);
+  }
+  close(fds[1]);
+  int codes[4] = {1, 1, 1, 1};
+  size_t got = 0;
+  while (pid > 0 && got < sizeof codes) {
+    const ssize_t n = read(fds[0], (char*)codes + got, sizeof codes - got);
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fds[0]);
+  int status = -1;
+  const bool reaped = pid > 0 && waitpid(pid, &status, 0) == pid;
+  atomic_store(&fx->gate_open, true);
+  arm_watchdog("the parent's uvrt_runtime_run after its child destroyed the inherited runtime");
+  const int run_rc = uvrt_runtime_run(fx->rt);
+  disarm_watchdog();
+
+  assert_true(pid > 0);
+  assert_true(reaped);
+  if (WIFSIGNALED(status)) fail_msg("the child was killed by signal %d (14: it hung)", WTERMSIG(status));
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_int_equal(got, sizeof codes);
+  assert_int_equal(codes[0], UVRT_EFORKED);
+  assert_int_equal(codes[1], 0);
+  assert_int_equal(codes[2], UVRT_EFORKED);
+  assert_int_equal(codes[3], 0);
+  assert_int_equal(run_rc, 0);
+  assert_int_equal(held->done_calls, 1);
+  assert_int_equal(held->done_status, 0);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1139,6 +1321,7 @@ int main(void) {
       TEST(calls_from_a_work_function_return_ethread),
       TEST(a_runtime_belongs_to_the_thread_that_created_it),
       TEST(embedded_runtime_runs_jobs_on_the_application_loop_and_leaves_it_closable),
+      TEST(run_or_destroy_of_another_runtime_on_the_loop_from_a_done_callback_returns_ebusy),
       TEST(every_uvrt_code_has_a_distinct_description_and_name),
       TEST(libuv_codes_get_libuv_descriptions_and_names),
       TEST(unknown_codes_get_a_description_naming_the_code),
@@ -1146,6 +1329,7 @@ int main(void) {
       TEST(out_of_range_pool_size_is_refused_with_epoolsize),
       TEST(pool_size_must_match_the_running_pool),
       TEST(null_arguments_are_refused_with_einval_without_crashing),
+      TEST(a_forked_child_gets_eforked_from_the_inherited_runtime),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,13 +9,22 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <latch>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "support.hpp"
 
@@ -184,15 +193,320 @@ void a_second_shutdown_reports_what_is_still_running(void**) {
   assert_int_equal(second.abandoned, 1);
 }
 
+// Held jobs share this with the test through a shared_ptr, so that a job the runtime abandoned
+// may finish after the test's frame is gone.
+struct hold {
+  explicit hold(int n) : started(n), returned(n) {}
+  std::latch started;
+  std::latch release{1};
+  std::latch returned;
+  std::atomic<int> queued_ran{0};
+};
+
+// Returns once every job handed to libuv's pool before this call has finished: a fresh runtime
+// fills every pool thread with a job that waits for all of them to have started, and libuv's
+// queue is first in, first out.
+void drain_pool() {
+  const int n = uvrt::threadpool_size();
+  auto all = std::make_shared<std::latch>(n);
+  test::watchdog dog("drain_pool: the pool never had all its threads free");
+  uvrt::runtime rt;
+  std::vector<uvrt::future<void>> fs;
+  for (int i = 0; i < n; ++i) fs.push_back(rt.to_thread([all] { all->arrive_and_wait(); }));
+  for (auto& f : fs) rt.block_on(std::move(f));
+  dog.disarm();
+}
+
+// The file descriptors open in this process.
+std::set<int> open_fds() {
+  std::set<int> fds;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) fds.insert(std::stoi(e.path().filename()));
+  return fds;
+}
+
+// r01: with every pool thread held and 4 jobs waiting behind them in libuv's queue, shutdown(0s)
+// counts each job once: the 4 queued ones as cancelled (they never run), the held ones as
+// abandoned, and the counts add up to the jobs.
+void shutdown_0s_counts_queued_jobs_as_cancelled_only(void**) {
+  const int pool = uvrt::threadpool_size();
+  constexpr int queued = 4;
+  auto h = std::make_shared<hold>(pool);
+  auto rt = std::make_unique<uvrt::runtime>();
+  std::vector<uvrt::future<int>> held, waiting;
+  for (int i = 0; i < pool; ++i) {
+    held.push_back(rt->to_thread([h] {
+      h->started.count_down();
+      h->release.wait();
+      h->returned.count_down();
+      return 1;
+    }));
+  }
+  h->started.wait();
+  // A runtime hands up to 1024 jobs to libuv, so these wait in libuv's queue, not the runtime's.
+  for (int i = 0; i < queued; ++i) {
+    waiting.push_back(rt->to_thread([h] {
+      ++h->queued_ran;
+      return 2;
+    }));
+  }
+
+  const uvrt::shutdown_result r = rt->shutdown(0s);
+  std::vector<std::string> held_outcomes, waiting_outcomes;
+  for (auto& f : held) held_outcomes.push_back(outcome_of([&] { (void)f.get(); }));
+  for (auto& f : waiting) waiting_outcomes.push_back(outcome_of([&] { (void)f.get(); }));
+  h->release.count_down();
+  rt.reset();
+  h->returned.wait();
+  drain_pool();  // a queued job that was not really cancelled has run by now
+
+  assert_int_equal(r.cancelled, queued);
+  assert_int_equal(r.finished, 0);
+  assert_int_equal(r.abandoned, pool);
+  assert_int_equal(r.cancelled + r.finished + r.abandoned, pool + queued);
+  for (const auto& o : held_outcomes) assert_string_equal(o.c_str(), "cancelled");
+  for (const auto& o : waiting_outcomes) assert_string_equal(o.c_str(), "cancelled");
+  assert_int_equal(h->queued_ran.load(), 0);
+}
+
+// r01b: a job whose work has returned and whose completion libuv has posted, but which the loop
+// has not settled yet (it has not turned since), was not running when shutdown(0s) was called:
+// it is finished, with its value, not abandoned.
+void shutdown_0s_keeps_the_value_of_a_job_whose_work_had_returned(void**) {
+  auto returning = std::make_shared<std::latch>(1);
+  uvrt::runtime rt;
+  auto f = rt.to_thread([returning] {
+    returning->count_down();
+    return 42;
+  });
+  returning->wait();
+  const bool posted = test::wait_for_posted_completions(rt.loop(), 1);
+  const uvrt::shutdown_result r = rt.shutdown(0s);
+  int value = 0;
+  const std::string outcome = outcome_of([&] { value = f.get(); });
+
+  assert_true(posted);
+  assert_int_equal(r.cancelled, 0);
+  assert_int_equal(r.finished, 1);
+  assert_int_equal(r.abandoned, 0);
+  assert_string_equal(outcome.c_str(), "returned");
+  assert_int_equal(value, 42);
+}
+
+// r02, embedded: a continuation that runs while shutdown(1s) waits (its job returns when the
+// stop is requested) destroys the runtime. shutdown returns its counts, the teardown has ended
+// by then, and the application's loop closes with 0 (under ASan: no use after free).
+void destroy_in_a_continuation_during_shutdown_on_the_application_loop(void**) {
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  auto started = std::make_shared<std::latch>(1);
+  auto rt = std::make_unique<uvrt::runtime>(&loop);
+  int value = 0;
+  bool destroyed_in_continuation = false;
+  rt->to_thread([started](std::stop_token token) {
+      started->count_down();
+      wait_for_stop(token);
+      return 1;
+    })
+      .then([&](uvrt::future<int> f) {
+        value = f.get();
+        rt.reset();
+        destroyed_in_continuation = true;
+      });
+  started->wait();
+  uvrt::runtime* raw = rt.get();
+  test::watchdog dog("shutdown(1s) of a runtime destroyed in its continuation");
+  const uvrt::shutdown_result r = raw->shutdown(1s);
+  dog.disarm();
+  const int close_rc = uv_loop_close(&loop);
+
+  assert_true(destroyed_in_continuation);
+  assert_null(rt.get());
+  assert_int_equal(value, 1);
+  assert_int_equal(r.cancelled, 0);
+  assert_int_equal(r.finished, 1);
+  assert_int_equal(r.abandoned, 0);
+  assert_int_equal(close_rc, 0);
+}
+
+// r02, own loop: the same, and the runtime's loop is closed and freed by the time shutdown
+// returns: no file descriptor of it is left open (under ASan: nothing leaks).
+void destroy_in_a_continuation_during_shutdown_on_the_runtime_loop(void**) {
+  (void)uvrt::threadpool_size();  // the pool's threads and descriptors exist before counting
+  const std::set<int> before = open_fds();
+  auto started = std::make_shared<std::latch>(1);
+  auto rt = std::make_unique<uvrt::runtime>();
+  int value = 0;
+  rt->to_thread([started](std::stop_token token) {
+      started->count_down();
+      wait_for_stop(token);
+      return 1;
+    })
+      .then([&](uvrt::future<int> f) {
+        value = f.get();
+        rt.reset();
+      });
+  started->wait();
+  uvrt::runtime* raw = rt.get();
+  test::watchdog dog("shutdown(1s) of a runtime destroyed in its continuation");
+  const uvrt::shutdown_result r = raw->shutdown(1s);
+  dog.disarm();
+  std::string leaked;
+  for (int fd : open_fds())
+    if (!before.count(fd)) leaked += " " + std::to_string(fd);
+
+  assert_null(rt.get());
+  assert_int_equal(value, 1);
+  assert_int_equal(r.finished, 1);
+  assert_int_equal(r.abandoned, 0);
+  assert_string_equal(leaked.c_str(), "");
+}
+
+// r06, embedded: a job that shutdown abandoned is still blocked when the runtime is destroyed.
+// uvrt has closed every handle of its own by then (uv_walk finds none), but libuv's request for
+// the job keeps the loop alive until the job returns: then uv_run returns and the loop closes.
+void after_an_abandoned_job_the_loop_holds_no_uvrt_handle_only_the_request(void**) {
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  auto h = std::make_shared<hold>(1);
+  uvrt::shutdown_result r{};
+  {
+    uvrt::runtime rt(&loop);
+    auto f = rt.to_thread([h] {
+      h->started.count_down();
+      h->release.wait();
+      return 1;
+    });
+    h->started.wait();
+    r = rt.shutdown(10ms);
+  }
+  int handles = 0;
+  uv_walk(&loop, [](uv_handle_t*, void* n) { ++*static_cast<int*>(n); }, &handles);
+  const int alive = uv_loop_alive(&loop);
+  h->release.count_down();
+  test::watchdog dog("uv_run(UV_RUN_DEFAULT) after the abandoned job returned");
+  uv_run(&loop, UV_RUN_DEFAULT);
+  dog.disarm();
+  const int close_rc = uv_loop_close(&loop);
+
+  assert_int_equal(r.abandoned, 1);
+  assert_int_equal(handles, 0);
+  assert_int_not_equal(alive, 0);
+  assert_int_equal(close_rc, 0);
+}
+
+enum class exit_mode { underscore_exit, quick_exit, exit };
+
+// A child process (forked before anything of its own exists) with a runtime on its own loop, a
+// job that never returns, shutdown(10ms) and the runtime destroyed; it writes one byte to
+// `ready_fd` and ends as `mode` says. Returns the child's pid.
+pid_t spawn_child_with_a_never_returning_job(exit_mode mode, int ready_fd) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  alarm(20);  // the child never outlives a parent that failed to reap it by long
+  try {
+    std::atomic<bool> started{false};
+    auto rt = std::make_unique<uvrt::runtime>();
+    auto f = rt->to_thread([&started] {
+      started = true;
+      for (;;) std::this_thread::sleep_for(1s);
+    });
+    while (!started) std::this_thread::yield();
+    (void)rt->shutdown(10ms);
+    rt.reset();
+  } catch (...) {
+    _exit(3);
+  }
+  const char byte = 1;
+  if (write(ready_fd, &byte, 1) != 1) _exit(4);
+  switch (mode) {
+    case exit_mode::underscore_exit:
+      _exit(0);
+    case exit_mode::quick_exit:
+      std::quick_exit(0);
+    case exit_mode::exit:
+      std::exit(0);
+  }
+  _exit(5);
+}
+
+// How a child ended, or "running" if it has not within `limit`.
+std::string wait_child(pid_t pid, std::chrono::milliseconds limit) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    const pid_t rc = waitpid(pid, &status, WNOHANG);
+    if (rc == pid) {
+      if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+      if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+      return "stopped";
+    }
+    if (rc < 0) return "waitpid failed";
+    if (std::chrono::steady_clock::now() > give_up) return "running";
+    std::this_thread::sleep_for(1ms);  // polls waitpid; the outcome does not depend on it
+  }
+}
+
+// Waits up to 10 s for one byte on `fd`.
+bool read_ready(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  char byte = 0;
+  return poll(&p, 1, 10'000) == 1 && read(fd, &byte, 1) == 1;
+}
+
+// r06, process exit: after shutdown abandoned a job that never returns and the runtime is gone,
+// _exit and quick_exit end the process at once; exit() does not (libuv's library destructor
+// joins its pool threads, one of which never comes back), so such a program must not call it.
+void after_an_abandoned_job_never_returns_only__exit_and_quick_exit_end_the_process(void**) {
+  std::string outcomes[3];
+  bool ready[3] = {};
+  const exit_mode modes[3] = {exit_mode::underscore_exit, exit_mode::quick_exit, exit_mode::exit};
+  for (int i = 0; i < 3; ++i) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    const pid_t pid = spawn_child_with_a_never_returning_job(modes[i], fds[1]);
+    assert_true(pid > 0);
+    close(fds[1]);
+    ready[i] = read_ready(fds[0]);
+    close(fds[0]);
+    if (modes[i] == exit_mode::exit) {
+      // Still inside exit() a second after it began: killed and reaped.
+      outcomes[i] = wait_child(pid, 1000ms);
+      if (outcomes[i] == "running") kill(pid, SIGKILL);
+      (void)wait_child(pid, 10'000ms);
+    } else {
+      outcomes[i] = wait_child(pid, 10'000ms);
+      if (outcomes[i] == "running") {
+        kill(pid, SIGKILL);
+        (void)wait_child(pid, 10'000ms);
+      }
+    }
+  }
+
+  for (bool b : ready) assert_true(b);
+  assert_string_equal(outcomes[0].c_str(), "exited 0");
+  assert_string_equal(outcomes[1].c_str(), "exited 0");
+  assert_string_equal(outcomes[2].c_str(), "running");
+}
+
 }  // namespace
 
 int main() {
   const struct CMUnitTest tests[] = {
+      // First: counting descriptors is exact only while no runtime of an earlier test is still
+      // closing its loop on a thread of uvrt's.
+      cmocka_unit_test(destroy_in_a_continuation_during_shutdown_on_the_runtime_loop),
       cmocka_unit_test(shutdown_cancels_queued_jobs_and_waits_for_stopping_ones),
       cmocka_unit_test(shutdown_abandons_a_job_still_running_at_the_timeout),
       cmocka_unit_test(an_abandoned_job_comes_back_to_the_application_loop),
       cmocka_unit_test(shutdown_misuse_is_refused),
       cmocka_unit_test(a_second_shutdown_reports_what_is_still_running),
+      cmocka_unit_test(shutdown_0s_counts_queued_jobs_as_cancelled_only),
+      cmocka_unit_test(shutdown_0s_keeps_the_value_of_a_job_whose_work_had_returned),
+      cmocka_unit_test(destroy_in_a_continuation_during_shutdown_on_the_application_loop),
+      cmocka_unit_test(after_an_abandoned_job_the_loop_holds_no_uvrt_handle_only_the_request),
+      cmocka_unit_test(after_an_abandoned_job_never_returns_only__exit_and_quick_exit_end_the_process),
   };
   return cmocka_run_group_tests_name("shutdown", tests, nullptr, nullptr);
 }

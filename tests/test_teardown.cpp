@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <latch>
 #include <memory>
@@ -29,6 +30,7 @@ namespace {
 using test::outcome_of;
 using test::tracked;
 using test::wait_for_stop;
+using namespace std::chrono_literals;
 
 }  // namespace
 
@@ -390,6 +392,66 @@ static void destroy_from_a_callback_on_the_application_loop(void**) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+// r08: a job that shutdown abandoned is still blocked when the task block_on runs destroys the
+// runtime. The destructor does not wait for abandoned jobs, and neither may block_on: it returns
+// while the job is still blocked (the test releases it only afterwards).
+namespace {
+
+struct held_job {
+  std::latch started{1};
+  std::latch release{1};
+};
+
+// Returns the task's value and whether block_on returned; `loop` is null for a runtime on its
+// own loop. The job is released once block_on returned.
+int destroy_in_block_on_task_after_shutdown_abandoned_a_job(uv_loop_t* loop, uvrt::shutdown_result& r) {
+  auto h = std::make_shared<held_job>();
+  auto rt = loop ? std::make_unique<uvrt::runtime>(loop) : std::make_unique<uvrt::runtime>();
+  auto f = rt->to_thread([h] {
+    h->started.count_down();
+    h->release.wait();
+    return 1;
+  });
+  h->started.wait();
+  r = rt->shutdown(10ms);
+  auto destroyer = [&]() -> uvrt::task<int> {
+    rt.reset();
+    co_return 7;
+  };
+  uvrt::runtime* raw = rt.get();
+  test::watchdog dog("block_on of a task that destroyed the runtime waits for the job shutdown abandoned");
+  const int value = raw->block_on(destroyer());
+  dog.disarm();
+  h->release.count_down();
+  return value;
+}
+
+}  // namespace
+
+static void destroy_in_a_task_after_shutdown_does_not_wait_for_the_abandoned_job(void**) {
+  uvrt::shutdown_result r{};
+  const int value = destroy_in_block_on_task_after_shutdown_abandoned_a_job(nullptr, r);
+
+  assert_int_equal(r.abandoned, 1);
+  assert_int_equal(value, 7);
+}
+
+static void destroy_in_a_task_after_shutdown_does_not_wait_for_the_abandoned_job_embedded(void**) {
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  uvrt::shutdown_result r{};
+  const int value = destroy_in_block_on_task_after_shutdown_abandoned_a_job(&loop, r);
+  // The job was released: the application's loop gets it back and then has nothing left.
+  test::watchdog dog("the application's uv_run after the abandoned job was released");
+  uv_run(&loop, UV_RUN_DEFAULT);
+  dog.disarm();
+  const int close_rc = uv_loop_close(&loop);
+
+  assert_int_equal(r.abandoned, 1);
+  assert_int_equal(value, 7);
+  assert_int_equal(close_rc, 0);
+}
+
 int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(teardown_cancels_queued_jobs_and_waits_for_running_ones),
@@ -403,6 +465,8 @@ int main() {
       cmocka_unit_test(destroy_from_a_continuation_ends_when_run_returns),
       cmocka_unit_test(destroy_from_the_task_block_on_runs),
       cmocka_unit_test(destroy_from_a_callback_on_the_application_loop),
+      cmocka_unit_test(destroy_in_a_task_after_shutdown_does_not_wait_for_the_abandoned_job),
+      cmocka_unit_test(destroy_in_a_task_after_shutdown_does_not_wait_for_the_abandoned_job_embedded),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
