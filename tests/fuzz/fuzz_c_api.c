@@ -44,9 +44,10 @@
  *                          the runtime's backlog (arrived, not settled: cancel gives UVRT_EBUSY).
  *                          Once per input (the others are skipped), to keep inputs fast.
  *  14 TIMER   rt act p     an application's uv_timer_t (timeout 0) on the runtime's loop, whose
- *                          callback, whenever the loop runs it, submits to the runtime (act % 4
- *                          == 1), cancels (2) or releases (3) handle p. Left open: destroy closes
- *                          the ones on a runtime's own loop, the end of the input the others.
+ *                          callback, whenever the loop runs it, submits to the runtime (act % 6
+ *                          == 1), cancels (2) or releases (3) handle p, or runs (4) or destroys
+ *                          (5) runtime p. Left open: destroy closes the ones on a runtime's own
+ *                          loop, the end of the input the others.
  *
  * What is checked: each return code against the ones the header documents for that call in that
  * situation (exactly, where the harness can know it; a set where timing decides, e.g. cancel of a
@@ -61,10 +62,18 @@
  * stay usable after their runtime is gone; an application loop closes (uv_loop_close 0) once its
  * runtimes are destroyed; nothing leaks.
  *
+ * Re-entry is guarded per loop, not per runtime: inside any done callback on a loop (of any
+ * runtime on it, whether uvrt_runtime_run, destroy or the application's uv_run turns the loop),
+ * and inside uvrt_runtime_run or destroy of a runtime on it (the application's timers, there),
+ * run and destroy of every runtime on that loop return UVRT_EBUSY and change nothing. So two or
+ * three runtimes on one application loop whose done callbacks run or destroy each other are
+ * checked like one runtime's callbacks are; run and destroy of a runtime on another loop turn
+ * that loop, nested.
+ *
  * Only valid pointers or NULL reach uvrt: a freed handle or runtime is outside the contract, so
  * the harness only picks what it still owns. It also never asks for what the contract leaves
- * undefined: turning a loop from inside that same loop's callbacks (another runtime's done
- * callback on a shared application loop), or turning a loop from a thread that does not own it.
+ * undefined: turning a loop from the application's own callbacks (the TIMER op's) while the
+ * application turns it, or turning a loop from a thread that does not own it.
  *
  * The pool is process-wide and sized once: LLVMFuzzerInitialize starts it with 2 threads
  * (UV_THREADPOOL_SIZE, if set, instead), so that two HOLD jobs fill it and later ones queue.
@@ -640,13 +649,23 @@ static void query_job(struct job* j) {
 
 static void open_gate(void) { atomic_store(&gate_open, 1); }
 
+/* > 0 while a run or destroy of a runtime on `loop` runs, or a done callback on it: the loop's
+ * guard against re-entry, which every runtime on the loop shares. Records of destroyed runtimes
+ * have depth 0, so a freed own loop whose address a new one reuses does not count. */
+static int loop_depth(const uv_loop_t* loop) {
+  int d = 0;
+  for (int i = 0; i < S.nrts; ++i)
+    if (S.rts[i].loop == loop) d += S.rts[i].depth;
+  return d;
+}
+
 /* The codes uvrt_runtime_run and uvrt_runtime_destroy may return for r, into *ok. False when the
- * call must not be made: both turn r's loop, and re-entering a loop that something other than
- * uvrt is turning is outside the contract (uvrt cannot see it). */
+ * call must not be made: both turn r's loop, and re-entering a loop that only the application is
+ * turning, from its own callbacks, is outside the contract (uvrt cannot see it). */
 static bool loop_turning_call_codes(const struct rt_rec* r, struct codes* ok) {
   if (!r) allow(ok, UVRT_EINVAL);
   else if (r->owner != role) allow(ok, UVRT_ETHREAD);
-  else if (r->depth > 0) allow(ok, UVRT_EBUSY);
+  else if (loop_depth(r->loop) > 0) allow(ok, UVRT_EBUSY);
   else if (loop_active(r->loop)) return false;
   else allow(ok, 0);
   return true;
@@ -935,17 +954,21 @@ static void op_burst(void) {
 }
 
 /* An application's timer on a runtime's loop: its callback is the application's own libuv
- * callback, from which the C API may be called (but not run or destroy on that loop). */
+ * callback, from which the C API may be called. Run and destroy on its own loop are UVRT_EBUSY
+ * while uvrt turns the loop and undefined while only the application does (skipped); on
+ * another loop they turn that loop. */
 static void on_timer(uv_timer_t* handle) {
   struct timer* t = handle->data;
   CHECK(loop_active(t->loop), "a timer fired while nothing turned its loop");
-  tracef("timer on rt %d's loop: act %d", t->rt->id, t->act % 4);
-  switch (t->act % 4) {
+  tracef("timer on rt %d's loop: act %d", t->rt->id, t->act % 6);
+  switch (t->act % 6) {
     case 1:
       if (t->rt->live) submit_job(t->rt, t->p % N_WORK, work_codes[t->p % 12], 0, 0, 0, 0, 0, 0);
       break;
     case 2: cancel_job(pick_handle(t->p)); break;
     case 3: release_job(pick_handle(t->p)); break;
+    case 4: run_runtime(pick_rt(t->p)); break;
+    case 5: destroy_runtime(pick_rt(t->p)); break;
     default: break;
   }
 }

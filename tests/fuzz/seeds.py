@@ -149,6 +149,35 @@ def seeds():
     p.run(0).run(2).run(1)
     s["cross-runtime"] = p.b
 
+    # Two runtimes on one application loop, both jobs finished before the loop turns, A's first (so
+    # one pass of libuv's takes both completions, B's after A's): A's done callback runs or
+    # destroys B, which must be
+    # UVRT_EBUSY (the loop, not the runtime, is busy), whether the application's uv_run or
+    # uvrt_runtime_run(A) turns the loop; B stays usable afterwards.
+    for name, action, turn in (("run", D_RUN, "uvrun"), ("destroy", D_DESTROY, "uvrun"),
+                               ("run-destroy-submit", D_RUN | D_DESTROY | D_SUBMIT, "run")):
+        p = Program().create(APP_A).create(APP_A)
+        p.submit(0, W_OK, done=action, p_rt=2, p_child=(10 << 4) | W_OK).wait(0, True)
+        p.submit(1, W_OK).wait(1, True)
+        p.uvrun(0, DEFAULT) if turn == "uvrun" else p.run(0)
+        p.submit(1, W_FAIL, code=2).run(1).query(0).destroy(1).destroy(0)
+        s["shared-loop-" + name + "-other"] = p.b
+
+    # Three runtimes, two loops: A's done (loop A) runs C (loop B), nested; C's done then runs and
+    # destroys B, on loop A, which A's done callback still holds: UVRT_EBUSY.
+    p = Program().create(APP_A).create(APP_A).create(APP_B)
+    p.submit(2, W_OK, done=D_RUN | D_DESTROY, p_rt=2).submit(0, W_OK, done=D_RUN, p_rt=3).submit(1, W_SPIN)
+    p.wait(0, True).wait(1, True).wait(2, True).uvrun(0, DEFAULT).destroy(1).destroy(1).destroy(0)
+    s["shared-loop-nested-other-loop"] = p.b
+
+    # A's teardown turns the shared loop: B's done callbacks run meanwhile and may neither run nor
+    # destroy A or B; A's own done callbacks (jobs cancelled by the teardown) may not destroy B.
+    p = Program().create(APP_A).create(APP_A).submit(1, W_OK, done=D_DESTROY | D_RUN, p_rt=1).wait(0, True)
+    p.fill_pool(0).wait(1).wait(2)
+    p.submit(0, W_OK, done=D_DESTROY, p_rt=2).submit(1, W_OK, done=D_DESTROY, p_rt=2)
+    p.destroy(0).gate(True).uvrun(0, DEFAULT).destroy(0)
+    s["shared-loop-teardown-other"] = p.b
+
     # NULL everywhere the API takes a pointer.
     p = Program().create()
     p.submit(NULL).submit(0, flags=NO_WORK).submit(0, flags=NO_DONE).submit(0, flags=NO_HANDLE)
@@ -188,6 +217,15 @@ def seeds():
     p.timer(0, 2, 1).timer(0, 3, 0).timer(1, 1, W_FAIL).timer(0, 1, W_OK).uvrun(1, NOWAIT).uvrun(0, NOWAIT)
     p.timer(0, 1, W_SPIN).destroy(0).timer(0, 1, W_OK).run(0)
     s["application-timers"] = p.b
+
+    # Application timers that run or destroy runtimes: on their own loop while uvrt turns it
+    # (uvrt_runtime_run, destroy: UVRT_EBUSY), on another loop (turned, nested), and on their own
+    # loop while only the application's uv_run turns it (undefined: the harness skips it).
+    p = Program().create().create(APP_A).create(APP_A)
+    p.timer(0, 4, 0).timer(0, 5, 1).submit(0, W_OK).run(0)
+    p.timer(1, 5, 1).timer(1, 4, 0).uvrun(1, NOWAIT)
+    p.timer(0, 5, 0).timer(0, 4, 1).destroy(0).destroy(0)
+    s["application-timers-run-destroy"] = p.b
     return s
 
 

@@ -17,6 +17,33 @@
 // cancelled while running (it signals the loop through a uv_async_t), has its handle released
 // before it settles, or is submitted without a handle.
 //
+// The mix has three more parts, each of which --without can leave out:
+// - Shared loops (6% of rounds): two or three runtimes, C++ and C, embedded in one application
+//   loop, with jobs on each (values, exceptions, sleeps, cancelled at once; consumed by then() and
+//   done callbacks). Some continuations and done callbacks call into another runtime on the loop.
+//   The guard against re-entering a loop is the loop's, not the runtime's: a C runtime's
+//   uvrt_runtime_run and uvrt_runtime_destroy must return UVRT_EBUSY, a C++ runtime's block_on (of
+//   a pending future), run and shutdown must throw usage_error, and the runtime must stay usable
+//   (a job submitted to it then settles too). Or they destroy a C++ runtime: its destructor there
+//   begins the teardown and returns, and its futures settle as the loop turns on. Then the
+//   application's uv_run, the other runtimes are destroyed, and uv_loop_close must return 0.
+// - shutdown(timeout) (6% of rounds): one C++ runtime, own loop or embedded, with up to 24 jobs in
+//   flight, some of which ignore their stop token, ended by shutdown() with a timeout of 0, 0.2, 2
+//   or 20 ms; in 40% of them a continuation that shutdown runs destroys the runtime. The counts
+//   must add up to the jobs in flight at the call and match what the jobs did (cancelled: never
+//   ran; finished: ran and settled with its own outcome; abandoned: ran and settled cancelled);
+//   every future has settled once when shutdown returns; abandoned jobs' late results are
+//   destroyed later (the application's loop, or a thread of uvrt's, gets them back), and an
+//   embedded loop then closes with 0.
+// - fork (1% of the other rounds): the thread forks while its runtime has work in flight and other
+//   threads' runtimes run. In the child, calls on the inherited runtime other than its destructor
+//   must be refused (usage_error; C: UVRT_EFORKED), destroying it must return within a second
+//   (it must not turn the loop it shares with the parent, whose jobs it does not have), and a new
+//   runtime must run jobs and give their values; the child _exit()s with 0, or 1 with its reason
+//   on stderr, and a watchdog (alarm, 20 s) ends it if it hangs. The parent fails on any other
+//   end. Under ThreadSanitizer the child needs TSAN_OPTIONS=die_after_fork=0 (.ci/sanitize
+//   sets it): TSan otherwise ends a child of a multi-threaded process that starts threads.
+//
 // Futures are consumed by coroutines (uvrt::task co_awaiting the future, by reference, owned or
 // through a nested task), by future::then, by the driving coroutine itself, by runtime::block_on
 // after the driver, or with get() right after an abandon; C jobs by their done callbacks.
@@ -35,16 +62,18 @@
 // and the program exits 1 (3 if the watchdog fired, 2 for a bad option).
 //
 // Nothing here sleeps to synchronise: jobs that must be running are observed through
-// from_thread (C++) or a uv_async_t (C); the only sleeps are the workload of "sleep" jobs and the
-// polling interval of jobs that poll their stop flag. Jobs that wait for a stop give up after
-// 30 s and report a failure, and a watchdog ends the program (exit 3) if nothing settles for
-// --stall seconds, so a bug cannot hang it.
+// from_thread (C++) or a uv_async_t (C); the only sleeps are the workload of "sleep" and
+// "stubborn" jobs, the polling interval of jobs that poll their stop flag, and two bounded polls
+// in shutdown rounds: for jobs to start before the call (which only shapes what is in flight) and
+// for abandoned jobs' late results to be destroyed (which nothing signals). Jobs that wait for a
+// stop give up after 30 s and report a failure, and a watchdog ends the program (exit 3) if
+// nothing settles for --stall seconds, so a bug cannot hang it.
 //
 // Under ThreadSanitizer, run it with .ci/tsan.supp (libuv closes descriptors behind TSan's back,
 // which it reports as a race when another thread's new loop reuses the number).
 //
 // Usage: stress [--seed S] [--threads N] [--rounds N] [--seconds N] [--jobs N] [--pool N]
-//               [--stall N] [--keep-going] [--verbose]
+//               [--stall N] [--without PARTS] [--keep-going] [--verbose]
 //   --seed S     seed of the per-thread generators (default: random); printed on every run.
 //                A run is replayed with the same --seed, --threads, --rounds and --jobs: each
 //                thread then plans the same runtimes and jobs (except that a stop-waiting job
@@ -57,23 +86,30 @@
 //   --jobs N     at most N jobs per runtime (default 400).
 //   --pool N     size libuv's pool to N threads (default: UV_THREADPOOL_SIZE, else 4).
 //   --stall N    watchdog: fail if no job settles for N seconds (default 120).
+//   --without P  leave parts of the mix out: a comma-separated list of shared, shutdown, fork
+//                (their rounds become single-runtime rounds; the rest of the plan is the same).
 //   --keep-going after a violation, run every round anyway (by default the threads finish their
 //                current runtime, jobs still waiting for a stop give up, and the run ends).
 //   --verbose    one line per runtime.
+#include <sys/wait.h>
+#include <unistd.h>
 #include <uv.h>
 #include <uvrt.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <coroutine>
 #include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -108,6 +144,10 @@ struct config {
   int stall = 120;
   bool verbose = false;
   bool keep_going = false;
+  // --without: parts of the mix left out (their rounds become single-runtime rounds)
+  bool no_shared = false;
+  bool no_shutdown = false;
+  bool no_fork = false;
 };
 
 config cfg;
@@ -223,6 +263,7 @@ enum class kind : std::uint8_t {
   abandon_queued,
   abandon_running,
   detached,
+  stubborn,
   c_value,
   c_fail,
   c_throw,
@@ -244,6 +285,7 @@ const char* name_of(kind k) {
     case kind::abandon_queued: return "abandon_queued";
     case kind::abandon_running: return "abandon_running";
     case kind::detached: return "detached";
+    case kind::stubborn: return "stubborn";
     case kind::c_value: return "c_value";
     case kind::c_fail: return "c_fail";
     case kind::c_throw: return "c_throw";
@@ -273,6 +315,20 @@ const char* name_of(via v) {
     case via::now: return "get() right after abandon";
     case via::c_done: return "done callback";
     case via::none: return "none (future dropped)";
+  }
+  return "?";
+}
+
+// What a continuation or done callback in a shared-loop round does to another runtime on the loop.
+enum class cross_call : std::uint8_t { none, block_on, run, shutdown, destroy };
+
+const char* name_of(cross_call x) {
+  switch (x) {
+    case cross_call::none: return "nothing";
+    case cross_call::block_on: return "block_on";
+    case cross_call::run: return "run";
+    case cross_call::shutdown: return "shutdown";
+    case cross_call::destroy: return "destroy";
   }
   return "?";
 }
@@ -309,6 +365,10 @@ struct record {
   int cancel_after = 0;  // stop_poll: driver steps before the loop cancels it
   uvrt::cancel_mode later_mode = uvrt::cancel_mode::wait;
   round_ctx* ctx = nullptr;
+  int member = 0;  // shared-loop rounds: which of the round's runtimes it was submitted to
+  cross_call cross = cross_call::none;
+  int cross_target = -1;
+  bool destroys_runtime = false;  // shutdown rounds: its continuation destroys the runtime
 
   // Written by the job (worker thread).
   std::atomic<int> ran{0};
@@ -331,6 +391,7 @@ struct record {
   bool ready_after_cancel = false;
   bool settled_inside_cancel = false;
   bool submitted = false;
+  bool torn = false;  // its runtime was destroyed (or shut down) while it may have been in flight
   int settled = 0;
   got outcome = got::nothing;
   std::uint64_t value = 0;
@@ -360,7 +421,9 @@ struct record {
   X(detached) X(detached_ran) X(by_task) X(by_then) X(by_driver) X(by_later) X(by_now) X(by_done)           \
   X(runtimes) X(cpp_own) X(cpp_embedded) X(c_own) X(c_embedded) X(drained) X(torn_down)                    \
   X(torn_down_in_flight) X(unsettled_at_teardown) X(running_at_teardown) X(lost) X(at_once_tried)         \
-  X(at_once_queued) X(at_once_tried_c) X(at_once_queued_c) X(unsettled_at_teardown_c) X(teardown_cancelled_c)
+  X(at_once_queued) X(at_once_tried_c) X(at_once_queued_c) X(unsettled_at_teardown_c) X(teardown_cancelled_c)       \
+  X(shared_loops) X(shared_runtimes) X(cross_refused) X(cross_destroyed) X(shutdowns) X(shutdown_destroyed_inside)  \
+  X(shutdown_in_flight) X(shutdown_cancelled) X(shutdown_finished) X(shutdown_abandoned) X(forks)
 
 struct stats {
 #define STRESS_FIELD(name) std::uint64_t name = 0;
@@ -380,6 +443,19 @@ stats totals;
 // ---------------------------------------------------------------------------------------------
 // One round: one runtime and its jobs.
 
+// One of the runtimes of a shared-loop round, all embedded in the round's application loop.
+struct member {
+  bool c_api = false;
+  std::optional<uvrt::runtime> rt;  // C++; empty once destroyed
+  uvrt_runtime_t* crt = nullptr;    // C; null once destroyed
+  bool alive() const { return c_api ? crt != nullptr : rt.has_value(); }
+};
+
+// single: one runtime, drained or torn down; shared: two or three runtimes on one application
+// loop calling into each other from their callbacks; shutdown: one C++ runtime ended by
+// shutdown(timeout), perhaps destroyed by a continuation that shutdown runs.
+enum class shape : std::uint8_t { single, shared, shutdown };
+
 struct round_ctx {
   int thread = 0;
   long round = 0;
@@ -388,6 +464,10 @@ struct round_ctx {
   bool c_api = false;
   bool embedded = false;
   bool teardown = false;
+  shape mode = shape::single;
+  bool fork = false;
+  bool destroy_in_shutdown = false;
+  std::chrono::microseconds shutdown_timeout{0};
   int n_jobs = 0;
   int teardown_at = 0;
   std::uint64_t* next_seq = nullptr;
@@ -396,6 +476,8 @@ struct round_ctx {
   std::vector<record*> cancel_later;
   int spawned_live = 0;
   uvrt::runtime* rt = nullptr;
+  std::deque<member> members;            // shared rounds
+  std::unique_ptr<uvrt::runtime> owned;  // shutdown rounds: what the destroying continuation resets
 
   uv_loop_t app_loop{};
   uvrt_runtime_t* crt = nullptr;
@@ -404,10 +486,25 @@ struct round_ctx {
   std::vector<record*> started_list;
 
   std::string where() const {
-    std::string s = "thread " + std::to_string(thread) + " round " + std::to_string(round) + " [" +
-                    (c_api ? "C API" : "C++") + (embedded ? ", embedded loop" : ", own loop") + ", " +
-                    std::to_string(n_jobs) + " jobs, ";
-    s += teardown ? "torn down after " + std::to_string(teardown_at) + " submitted]" : "drained]";
+    std::string s = "thread " + std::to_string(thread) + " round " + std::to_string(round) + " [";
+    switch (mode) {
+      case shape::shared:
+        s += "runtimes";
+        for (const member& m : members) s += m.c_api ? " C" : " C++";
+        s += " on one application loop, " + std::to_string(n_jobs) + " jobs]";
+        break;
+      case shape::shutdown:
+        s += std::string("C++, ") + (embedded ? "embedded loop" : "own loop") + ", " + std::to_string(n_jobs) +
+             " jobs, shutdown(" + std::to_string(shutdown_timeout.count()) + " us)" +
+             (destroy_in_shutdown ? " during which a continuation destroys the runtime]" : "]");
+        break;
+      case shape::single:
+        s += std::string(c_api ? "C API" : "C++") + (embedded ? ", embedded loop" : ", own loop") + ", " +
+             std::to_string(n_jobs) + " jobs, ";
+        s += teardown ? "torn down after " + std::to_string(teardown_at) + " submitted" : "drained";
+        s += fork ? ", forks a child]" : "]";
+        break;
+    }
     return s;
   }
   std::string where(const record& r) const {
@@ -471,6 +568,7 @@ tracked cpp_work(round_ctx* c, record* r, const std::stop_token* token) {
       if (r->plain_throw) throw plain_failure{r->id};
       throw stress_error(r->id, failed_text(r->id));
     case kind::sleeps:
+    case kind::stubborn:  // ignores its stop token: what shutdown(timeout) abandons
       std::this_thread::sleep_for(std::chrono::microseconds(r->sleep_us));
       break;
     case kind::stop_poll:
@@ -587,8 +685,15 @@ uvrt::task<void> consume_nested(record* r) {
   });
 }
 
+void call_across(record& r);
+
 void attach_then(round_ctx* c, record* r) {
-  std::move(r->fut).then([r, w = witness(c->thread)](uvrt::future<tracked> f) { observe(r, [&] { return f.get(); }); });
+  std::move(r->fut).then([r, w = witness(c->thread)](uvrt::future<tracked> f) {
+    observe(r, [&] { return f.get(); });
+    if (r->cross != cross_call::none) call_across(*r);
+    // Destroying the runtime from its own continuation, while shutdown() turns its loop.
+    if (r->destroys_runtime) r->ctx->owned.reset();
+  });
 }
 
 void attach_task(round_ctx* c, record* r) {
@@ -644,6 +749,18 @@ void on_started(round_ctx* c, record* r) {
 
 std::uint64_t new_id(round_ctx& c) { return (static_cast<std::uint64_t>(c.thread) << 40) | (*c.next_seq)++; }
 
+template <std::size_t N>
+kind pick_kind(rng& g, const std::pair<kind, int> (&weights)[N]) {
+  int total = 0;
+  for (auto& w : weights) total += w.second;
+  int pick = static_cast<int>(g.below(static_cast<std::uint64_t>(total)));
+  for (auto& w : weights) {
+    if (pick < w.second) return w.first;
+    pick -= w.second;
+  }
+  return weights[0].first;
+}
+
 void plan_cpp(round_ctx& c, record& r) {
   rng& g = *c.gen;
   static constexpr std::pair<kind, int> weights[] = {
@@ -651,16 +768,17 @@ void plan_cpp(round_ctx& c, record& r) {
       {kind::stop_poll, 8},     {kind::cancel_queued, 16},  {kind::cancel_running, 9},
       {kind::abandon_queued, 9}, {kind::abandon_running, 8}, {kind::detached, 5},
   };
-  int total = 0;
-  for (auto& w : weights) total += w.second;
-  int pick = static_cast<int>(g.below(static_cast<std::uint64_t>(total)));
-  for (auto& w : weights) {
-    if (pick < w.second) {
-      r.k = w.first;
-      break;
-    }
-    pick -= w.second;
-  }
+  // In rounds of several shapes, futures are consumed by then() alone: the loop is the
+  // application's (shared) or shutdown's to turn, and nothing cancels later.
+  static constexpr std::pair<kind, int> shared_weights[] = {
+      {kind::value, 35}, {kind::throws, 20}, {kind::sleeps, 20}, {kind::cancel_queued, 15}, {kind::abandon_queued, 10},
+  };
+  // stop_poll jobs end when shutdown asks them to stop; stubborn ones only when their sleep does.
+  static constexpr std::pair<kind, int> shutdown_weights[] = {
+      {kind::value, 25}, {kind::throws, 15}, {kind::sleeps, 20}, {kind::stop_poll, 25}, {kind::stubborn, 15},
+  };
+  r.k = c.mode == shape::shared ? pick_kind(g, shared_weights)
+      : c.mode == shape::shutdown ? pick_kind(g, shutdown_weights) : pick_kind(g, weights);
   const int v = static_cast<int>(g.below(100));
   r.how = v < 15 ? via::task_ref : v < 25 ? via::task_owned : v < 35 ? via::task_nested : v < 65 ? via::then
         : v < 75 ? via::driver : v < 90 ? via::later : via::now;
@@ -675,6 +793,12 @@ void plan_cpp(round_ctx& c, record& r) {
   r.later_mode = g.chance(25) ? uvrt::cancel_mode::abandon : uvrt::cancel_mode::wait;
 
   if (cancelled_later(r.k)) r.takes_token = true;
+  if (c.mode != shape::single) {
+    r.how = via::then;
+    // Sleeps past the shorter shutdown timeouts, briefly: the pool is every thread's.
+    if (r.k == kind::stubborn) r.sleep_us = 500 + static_cast<int>(g.below(2500));
+    return;
+  }
   if (r.k == kind::stop_poll && !take_stop_budget()) r.k = kind::value;
   r.holds_budget = r.k == kind::stop_poll;
   // get() right after the cancel only where abandon settles the future at once.
@@ -696,16 +820,12 @@ void plan_c(round_ctx& c, record& r) {
       {kind::c_stop_poll, 9},      {kind::c_cancel_queued, 16},  {kind::c_cancel_running, 10},
       {kind::c_release_early, 10}, {kind::c_fire_forget, 8},
   };
-  int total = 0;
-  for (auto& w : weights) total += w.second;
-  int pick = static_cast<int>(g.below(static_cast<std::uint64_t>(total)));
-  for (auto& w : weights) {
-    if (pick < w.second) {
-      r.k = w.first;
-      break;
-    }
-    pick -= w.second;
-  }
+  // Shared-loop rounds: nothing the loop cancels later.
+  static constexpr std::pair<kind, int> shared_weights[] = {
+      {kind::c_value, 30},         {kind::c_fail, 15},          {kind::c_throw, 10},
+      {kind::c_cancel_queued, 20}, {kind::c_release_early, 15}, {kind::c_fire_forget, 10},
+  };
+  r.k = c.mode == shape::shared ? pick_kind(g, shared_weights) : pick_kind(g, weights);
   r.how = via::c_done;
   r.plain_throw = g.chance(30);
   r.cancel_after = 1 + static_cast<int>(g.below(40));
@@ -721,18 +841,19 @@ void plan_c(round_ctx& c, record& r) {
 // ---------------------------------------------------------------------------------------------
 // The C++ round
 
-record* submit_cpp(round_ctx& c) {
+record* submit_cpp(round_ctx& c, uvrt::runtime& rt, int member = 0) {
   record& r = c.recs.emplace_back();
   r.id = new_id(c);
   r.ctx = &c;
+  r.member = member;
   plan_cpp(c, r);
   record* rp = &r;
   round_ctx* cp = &c;
   try {
     if (r.takes_token) {
-      r.fut = c.rt->to_thread([cp, rp, w = witness(c.thread)](std::stop_token token) { return cpp_work(cp, rp, &token); });
+      r.fut = rt.to_thread([cp, rp, w = witness(c.thread)](std::stop_token token) { return cpp_work(cp, rp, &token); });
     } else {
-      r.fut = c.rt->to_thread([cp, rp, w = witness(c.thread)] { return cpp_work(cp, rp, nullptr); });
+      r.fut = rt.to_thread([cp, rp, w = witness(c.thread)] { return cpp_work(cp, rp, nullptr); });
     }
   } catch (const std::exception& e) {
     violation(c.where(r), std::string("to_thread threw: ") + e.what());
@@ -745,6 +866,11 @@ record* submit_cpp(round_ctx& c) {
 
   const bool cancel_now = r.k == kind::cancel_queued || r.k == kind::abandon_queued;
   const auto mode = r.k == kind::abandon_queued ? uvrt::cancel_mode::abandon : uvrt::cancel_mode::wait;
+  if (c.mode != shape::single) {
+    if (cancel_now) do_cancel(&c, &r, mode);
+    attach_then(&c, &r);
+    return &r;
+  }
   // A task by reference may be waiting already when the cancel comes: it must not be resumed
   // inside cancel().
   if (cancel_now && r.how == via::task_ref && !r.cancel_before_consumer) {
@@ -801,7 +927,7 @@ uvrt::task<void> drive_cpp(round_ctx* c) {
   for (int i = 0; i < c->n_jobs; ++i) {
     if (c->teardown && i == c->teardown_at) co_return;
     thread_phase[c->thread] = "C++ driver";
-    record* r = submit_cpp(*c);
+    record* r = submit_cpp(*c, *c->rt);
     if (r && r->how == via::driver) co_await consume_ref(r);
     cancel_due(*c, false);
   }
@@ -823,6 +949,10 @@ void count_in_flight(round_ctx& c) {
 }
 
 void verify(round_ctx& c);
+int child_of_c(uvrt_runtime_t* inherited);
+int child_of_cpp(std::optional<uvrt::runtime>& inherited);
+template <class Child>
+void fork_child(round_ctx& c, Child&& child);
 
 void run_cpp_round(round_ctx& c) {
   if (c.embedded && uv_loop_init(&c.app_loop) != 0) {
@@ -841,6 +971,7 @@ void run_cpp_round(round_ctx& c) {
     } catch (const std::exception& e) {
       violation(c.where(), std::string("block_on(driver) threw: ") + e.what());
     }
+    if (c.fork) fork_child(c, [&] { return child_of_cpp(rt); });
     if (!c.teardown) {
       thread_phase[c.thread] = "C++ drain";
       for (auto& r : c.recs) {
@@ -937,6 +1068,7 @@ void c_done(uvrt_job_t* job, int status, void* result, void* arg) {
     if (rc != 0) violation(r->ctx->where(*r), std::string("uvrt_job_release in done: ") + uvrt_err_name(rc));
     r->handle_held = false;
   }
+  if (r->cross != cross_call::none) call_across(*r);
 }
 
 // Jobs that signalled, through the application's loop, that they are running get cancelled.
@@ -956,18 +1088,19 @@ void on_c_started(uv_async_t* handle) {
   }
 }
 
-void submit_c(round_ctx& c) {
+record* submit_c(round_ctx& c, uvrt_runtime_t* rt, int member = 0) {
   record& r = c.recs.emplace_back();
   r.id = new_id(c);
   r.ctx = &c;
+  r.member = member;
   plan_c(c, r);
   uvrt_job_t** out = r.k == kind::c_fire_forget ? nullptr : &r.handle;
-  const int rc = uvrt_job_submit(c.crt, out, &c_work, &c_done, &r);
+  const int rc = uvrt_job_submit(rt, out, &c_work, &c_done, &r);
   if (rc != 0) {
     violation(c.where(r), std::string("uvrt_job_submit: ") + uvrt_err_name(rc));
     if (r.holds_budget) give_stop_budget();
     c.recs.pop_back();
-    return;
+    return nullptr;
   }
   r.submitted = true;
   r.handle_held = out != nullptr;
@@ -991,6 +1124,20 @@ void submit_c(round_ctx& c) {
     }
     case kind::c_stop_poll: c.cancel_later.push_back(&r); break;
     default: break;
+  }
+  return &r;
+}
+
+// Handles held past the runtime: still valid, with the message the done callback saw.
+void release_held_handles(round_ctx& c) {
+  for (auto& r : c.recs) {
+    if (!r.handle_held) continue;
+    const char* m = uvrt_job_message(r.handle);
+    if ((m != nullptr) != r.has_msg || (m && r.msg != m))
+      violation(c.where(r), "uvrt_job_message after the runtime is gone differs from the one the done callback saw");
+    const int rrc = uvrt_job_release(r.handle);
+    if (rrc != 0) violation(c.where(r), std::string("uvrt_job_release after the runtime is gone: ") + uvrt_err_name(rrc));
+    r.handle_held = false;
   }
 }
 
@@ -1021,10 +1168,11 @@ void run_c_round(round_ctx& c) {
   thread_phase[c.thread] = "C driver";
   for (int i = 0; i < c.n_jobs; ++i) {
     if (c.teardown && i == c.teardown_at) break;
-    submit_c(c);
+    submit_c(c, c.crt);
     cancel_due(c, false);
     if (c.gen->chance(15)) uv_run(loop, UV_RUN_NOWAIT);
   }
+  if (c.fork) fork_child(c, [&] { return child_of_c(c.crt); });
   if (!c.teardown) {
     thread_phase[c.thread] = "C drain";
     cancel_due(c, true);
@@ -1046,16 +1194,7 @@ void run_c_round(round_ctx& c) {
   if (rc != 0) violation(c.where(), std::string("uvrt_runtime_destroy: ") + uvrt_err_name(rc));
   for (auto& r : c.recs)
     if (r.settled == 0) violation(c.where(r), "its done callback has not run when uvrt_runtime_destroy returned");
-  // Handles held past the runtime: still valid, with the message the done callback saw.
-  for (auto& r : c.recs) {
-    if (!r.handle_held) continue;
-    const char* m = uvrt_job_message(r.handle);
-    if ((m != nullptr) != r.has_msg || (m && r.msg != m))
-      violation(c.where(r), "uvrt_job_message after the runtime is gone differs from the one the done callback saw");
-    const int rrc = uvrt_job_release(r.handle);
-    if (rrc != 0) violation(c.where(r), std::string("uvrt_job_release after the runtime is gone: ") + uvrt_err_name(rrc));
-    r.handle_held = false;
-  }
+  release_held_handles(c);
   if (c.embedded) {
     uv_close(reinterpret_cast<uv_handle_t*>(&c.started_async), nullptr);
     uv_run(&c.app_loop, UV_RUN_DEFAULT);
@@ -1064,18 +1203,384 @@ void run_c_round(round_ctx& c) {
   }
 }
 
+void release_held_handles(round_ctx& c);
+
+// ---------------------------------------------------------------------------------------------
+// Shared-loop rounds: two or three runtimes, C++ and C, embedded in one application loop
+
+// A job submitted from inside another runtime's callback. Its future stays in the record, to be
+// read once the loop has run (how == later) or handed to block_on (detached): then() or cancel()
+// on it there would be refused, since it belongs to another runtime than the one whose callback
+// runs.
+record* submit_from_callback(round_ctx& c, uvrt::runtime& rt, int member, kind k, via how) {
+  record& r = c.recs.emplace_back();
+  r.id = new_id(c);
+  r.ctx = &c;
+  r.member = member;
+  r.k = k;
+  r.how = how;
+  r.plain_throw = c.gen->chance(30);
+  try {
+    r.fut = rt.to_thread([cp = &c, rp = &r, w = witness(c.thread)] { return cpp_work(cp, rp, nullptr); });
+  } catch (const std::exception& e) {
+    violation(c.where(r), std::string("to_thread from another runtime's callback threw: ") + e.what());
+    return nullptr;
+  }
+  r.submitted = true;
+  ++c.st->submitted;
+  return &r;
+}
+
+// From a continuation or done callback of one runtime, a call into another runtime on the same
+// loop. The guard against re-entering a loop is the loop's, not the runtime's: uvrt_runtime_run
+// and uvrt_runtime_destroy return UVRT_EBUSY; block_on of a pending future, run and shutdown
+// throw usage_error; and the runtime stays usable, so a job submitted to it next settles too. A
+// C++ runtime may be destroyed there: its destructor begins the teardown and returns, and its
+// futures settle as the application's uv_run turns the loop on.
+void call_across(record& r) {
+  round_ctx& c = *r.ctx;
+  member& m = c.members[static_cast<std::size_t>(r.cross_target)];
+  const std::string what = std::string(name_of(r.cross)) + " of runtime " + std::to_string(r.cross_target) +
+                           " from a callback of runtime " + std::to_string(r.member);
+  auto bad = [&](const std::string& how) { violation(c.where(r), what + " " + how); };
+  if (!m.alive()) return;  // destroyed from an earlier callback
+  if (m.c_api) {
+    const int rc = r.cross == cross_call::destroy ? uvrt_runtime_destroy(m.crt) : uvrt_runtime_run(m.crt);
+    if (rc != UVRT_EBUSY) bad(std::string("returned ") + uvrt_err_name(rc) + ", expected UVRT_EBUSY");
+    else ++c.st->cross_refused;
+    if (rc == 0 && r.cross == cross_call::destroy) m.crt = nullptr;  // gone, against the contract
+    else submit_c(c, m.crt, r.cross_target);
+    return;
+  }
+  if (r.cross == cross_call::destroy) {
+    for (record& o : c.recs)
+      if (o.member == r.cross_target) o.torn = true;
+    m.rt.reset();
+    ++c.st->cross_destroyed;
+    return;
+  }
+  try {
+    if (r.cross == cross_call::block_on) {
+      // A pending future of that runtime: a fresh job's, which the refused block_on drops (the
+      // job still runs; its result is destroyed).
+      if (record* d = submit_from_callback(c, *m.rt, r.cross_target, kind::detached, via::none)) {
+        (void)m.rt->block_on(std::move(d->fut));
+        bad("returned, instead of throwing usage_error");
+      }
+    } else if (r.cross == cross_call::run) {
+      m.rt->run();
+      bad("returned, instead of throwing usage_error");
+    } else {
+      const uvrt::shutdown_result res = m.rt->shutdown(std::chrono::milliseconds(1));
+      bad("returned {" + std::to_string(res.cancelled) + ", " + std::to_string(res.finished) + ", " +
+          std::to_string(res.abandoned) + "}, instead of throwing usage_error");
+    }
+  } catch (const uvrt::usage_error&) {
+    ++c.st->cross_refused;
+  } catch (const std::exception& e) {
+    bad(std::string("threw ") + typeid(e).name() + " (" + e.what() + "), expected usage_error");
+  } catch (...) {
+    bad("threw something that is not a std::exception, expected usage_error");
+  }
+  if (m.rt) submit_from_callback(c, *m.rt, r.cross_target, c.gen->chance(70) ? kind::value : kind::throws, via::later);
+}
+
+void run_shared_round(round_ctx& c) {
+  rng& g = *c.gen;
+  if (uv_loop_init(&c.app_loop) != 0) {
+    violation(c.where(), "uv_loop_init failed");
+    return;
+  }
+  const int n = 2 + static_cast<int>(g.below(2));
+  for (int i = 0; i < n; ++i) c.members.emplace_back().c_api = g.chance(40);
+  ++c.st->shared_loops;
+  c.st->runtimes += static_cast<std::uint64_t>(n - 1);  // thread_main counted one
+  const uvrt_options_t copts{cfg.pool};
+  for (member& m : c.members) {
+    ++c.st->shared_runtimes;
+    if (m.c_api) {
+      const int rc = uvrt_runtime_create_on_loop(&m.crt, &c.app_loop, &copts);
+      if (rc != 0) throw std::runtime_error(std::string("creating a C runtime on the shared loop: ") + uvrt_err_name(rc));
+      ++c.st->c_embedded;
+    } else {
+      m.rt.emplace(&c.app_loop, uvrt::options{.threadpool_size = cfg.pool});
+      ++c.st->cpp_embedded;
+    }
+  }
+  thread_phase[c.thread] = "shared loop: submitting";
+  for (int i = 0; i < c.n_jobs; ++i) {
+    // A runtime not yet destroyed by a callback.
+    int k = static_cast<int>(g.below(static_cast<std::uint64_t>(n)));
+    for (int tries = 0; tries < n && !c.members[static_cast<std::size_t>(k)].alive(); ++tries) k = (k + 1) % n;
+    member& m = c.members[static_cast<std::size_t>(k)];
+    if (!m.alive()) break;
+    record* r = m.c_api ? submit_c(c, m.crt, k) : submit_cpp(c, *m.rt, k);
+    // Not from a then() that ran at once on an abandoned future: that is no callback of uvrt's.
+    if (r && r->k != kind::abandon_queued && g.chance(12)) {
+      r->cross_target = (k + 1 + static_cast<int>(g.below(static_cast<std::uint64_t>(n - 1)))) % n;
+      const int x = static_cast<int>(g.below(100));
+      if (c.members[static_cast<std::size_t>(r->cross_target)].c_api) r->cross = x < 50 ? cross_call::run : cross_call::destroy;
+      else r->cross = x < 30 ? cross_call::block_on : x < 55 ? cross_call::run : x < 80 ? cross_call::shutdown : cross_call::destroy;
+    }
+    if (g.chance(10)) uv_run(&c.app_loop, UV_RUN_NOWAIT);
+  }
+  thread_phase[c.thread] = "shared loop: the application's uv_run";
+  uv_run(&c.app_loop, UV_RUN_DEFAULT);
+  for (auto& r : c.recs) {
+    if (r.how == via::later && r.fut.valid()) {
+      if (r.fut.ready()) observe(&r, [&] { return r.fut.get(); });
+      else violation(c.where(r), "its future is still pending when the application's uv_run returned");
+    }
+    if (r.submitted && r.settled == 0 && r.k != kind::detached)
+      violation(c.where(r), "not settled when the application's uv_run returned");
+  }
+  thread_phase[c.thread] = "shared loop: destroying the rest";
+  for (member& m : c.members) {
+    if (!m.c_api) {
+      m.rt.reset();
+    } else if (const int rc = m.crt ? uvrt_runtime_destroy(m.crt) : 0; rc != 0) {
+      violation(c.where(), std::string("uvrt_runtime_destroy after the application's uv_run: ") + uvrt_err_name(rc));
+    }
+  }
+  release_held_handles(c);
+  const int rc = uv_loop_close(&c.app_loop);
+  if (rc != 0) violation(c.where(), std::string("uv_loop_close on the shared loop: ") + uv_err_name(rc));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown rounds: shutdown(timeout) with every job in flight
+
+// Until every callable and result of this thread's jobs is destroyed: an abandoned job's late
+// result is destroyed when it arrives (on a thread of uvrt's, for a loop of its own), after the
+// round. Polling, bounded, since nothing signals it.
+bool wait_until_all_destroyed(const round_ctx& c) {
+  const auto deadline = clock_type::now() + stop_wait_limit;
+  while (result_count[c.thread].live() != 0 || witness_count[c.thread].live() != 0) {
+    if (clock_type::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+void run_shutdown_round(round_ctx& c) {
+  if (c.embedded && uv_loop_init(&c.app_loop) != 0) {
+    violation(c.where(), "uv_loop_init failed");
+    return;
+  }
+  ++(c.embedded ? c.st->cpp_embedded : c.st->cpp_own);
+  const uvrt::options opts{.threadpool_size = cfg.pool};
+  c.owned = c.embedded ? std::make_unique<uvrt::runtime>(&c.app_loop, opts) : std::make_unique<uvrt::runtime>(opts);
+  // shutdown() is called through this pointer and may outlive the object: a continuation it
+  // runs may destroy the runtime (the destructor then begins the teardown and returns).
+  uvrt::runtime* rt = c.owned.get();
+  thread_phase[c.thread] = "shutdown: submitting";
+  for (int i = 0; i < c.n_jobs; ++i) submit_cpp(c, *rt);
+  if (c.destroy_in_shutdown && !c.recs.empty()) c.recs[static_cast<std::size_t>(c.gen->below(c.recs.size()))].destroys_runtime = true;
+  // Usually some jobs are running at the call, not only queued: it waits (5 ms at most) for two
+  // to start. That shapes the mix only; whatever is in flight, the counts must add up.
+  if (c.gen->chance(70)) {
+    const auto until = clock_type::now() + std::chrono::milliseconds(5);
+    auto started = [&c] {
+      int n = 0;
+      for (auto& r : c.recs) n += r.ran.load() > 0;
+      return n;
+    };
+    while (started() < std::min<int>(2, static_cast<int>(c.recs.size())) && clock_type::now() < until)
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  std::uint64_t in_flight = 0;
+  for (auto& r : c.recs) {
+    r.torn = true;
+    if (r.submitted && r.settled == 0) ++in_flight;
+  }
+  thread_phase[c.thread] = "shutdown";
+  uvrt::shutdown_result res;
+  try {
+    res = rt->shutdown(c.shutdown_timeout);
+  } catch (const std::exception& e) {
+    violation(c.where(), std::string("shutdown() threw: ") + e.what());
+  }
+  ++c.st->shutdowns;
+  if (c.destroy_in_shutdown) ++c.st->shutdown_destroyed_inside;
+  c.st->shutdown_in_flight += in_flight;
+  c.st->shutdown_cancelled += res.cancelled;
+  c.st->shutdown_finished += res.finished;
+  c.st->shutdown_abandoned += res.abandoned;
+  const std::string counts = "shutdown() returned {cancelled " + std::to_string(res.cancelled) + ", finished " +
+                             std::to_string(res.finished) + ", abandoned " + std::to_string(res.abandoned) + "}";
+  if (res.cancelled + res.finished + res.abandoned != in_flight)
+    violation(c.where(), counts + ", which does not add up to the " + std::to_string(in_flight) + " jobs in flight at the call");
+  for (auto& r : c.recs)
+    if (r.settled == 0) violation(c.where(r), "not settled when shutdown() returned: every continuation has run by then");
+  thread_phase[c.thread] = "shutdown: destroying";
+  c.owned.reset();  // unless a continuation did; it does not wait for abandoned jobs
+  if (c.embedded) {
+    uv_run(&c.app_loop, UV_RUN_DEFAULT);  // the application's loop gets abandoned jobs back
+    const int rc = uv_loop_close(&c.app_loop);
+    if (rc != 0) violation(c.where(), std::string("uv_loop_close on the application's loop: ") + uv_err_name(rc));
+  }
+  thread_phase[c.thread] = "shutdown: waiting for abandoned jobs";
+  if (!wait_until_all_destroyed(c)) {
+    violation(c.where(), "abandoned jobs' callables or results were still not destroyed after 30 s");
+    return;
+  }
+  // Every job is over now: each settled as shutdown counted it.
+  std::uint64_t never_ran = 0, own = 0, abandoned = 0;
+  for (auto& r : c.recs) {
+    if (r.ran.load() == 0) ++never_ran;
+    else if (r.outcome == got::cancelled) ++abandoned;
+    else ++own;
+  }
+  if (never_ran != res.cancelled || own != res.finished || abandoned != res.abandoned)
+    violation(c.where(), counts + ", but " + std::to_string(never_ran) + " jobs never ran, " + std::to_string(own) +
+                             " settled with their own outcome and " + std::to_string(abandoned) + " ran and settled cancelled");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forked children
+
+constexpr unsigned child_alarm_seconds = 20;
+
+// In a forked child: reports on stderr with write(2) alone (another thread of the parent may have
+// held a stdio lock or the report's mutex at the fork) and gives the exit status.
+int child_fails(const std::string& what) {
+  const std::string line = "stress: forked child " + std::to_string(getpid()) + ": " + what + "\n";
+  (void)!write(2, line.data(), line.size());
+  return 1;
+}
+
+template <class F>
+bool throws_usage_error(F&& f) {
+  try {
+    f();
+  } catch (const uvrt::usage_error&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+// The child's own runtime: a pool of its own starts, and jobs run and give their values.
+int child_runs_a_new_runtime() {
+  uvrt::runtime fresh(uvrt::options{.threadpool_size = cfg.pool});
+  std::vector<uvrt::future<int>> fs;
+  for (int i = 0; i < 4; ++i) fs.push_back(fresh.to_thread([i] { return 7 * i + 1; }));
+  for (int i = 0; i < 4; ++i) {
+    const int v = fresh.block_on(std::move(fs[static_cast<std::size_t>(i)]));
+    if (v != 7 * i + 1) return child_fails("job " + std::to_string(i) + " of a new runtime gave " + std::to_string(v));
+  }
+  return 0;
+}
+
+// The inherited runtime's loop shares its epoll instance and eventfds with the parent's, and its
+// jobs exist only in the parent: only its destructor may be called, and it returns at once
+// without turning that loop.
+int child_of_cpp(std::optional<uvrt::runtime>& inherited) {
+  if (!throws_usage_error([&] { (void)inherited->to_thread([] { return 0; }); }))
+    return child_fails("to_thread on the runtime inherited through fork() did not throw usage_error");
+  if (!throws_usage_error([&] { inherited->run(); }))
+    return child_fails("run() on the runtime inherited through fork() did not throw usage_error");
+  if (!throws_usage_error([&] { (void)inherited->shutdown(std::chrono::seconds(0)); }))
+    return child_fails("shutdown() on the runtime inherited through fork() did not throw usage_error");
+  const auto t0 = clock_type::now();
+  inherited.reset();
+  if (const auto took = clock_type::now() - t0; took > std::chrono::seconds(1))
+    return child_fails("destroying the inherited runtime took " +
+                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms");
+  return child_runs_a_new_runtime();
+}
+
+struct child_slot {
+  int calls = 0;
+  int status = 1;
+  void* result = nullptr;
+};
+int child_work(uvrt_job_t*, void* arg, void** result) {
+  *result = arg;
+  return 0;
+}
+void child_done(uvrt_job_t*, int status, void* result, void* arg) {
+  auto* s = static_cast<child_slot*>(arg);
+  ++s->calls;
+  s->status = status;
+  s->result = result;
+}
+
+int child_of_c(uvrt_runtime_t* inherited) {
+  int rc = uvrt_job_submit(inherited, nullptr, &child_work, nullptr, nullptr);
+  if (rc != UVRT_EFORKED) return child_fails(std::string("uvrt_job_submit on the inherited runtime returned ") + uvrt_err_name(rc) + ", expected UVRT_EFORKED");
+  rc = uvrt_runtime_run(inherited);
+  if (rc != UVRT_EFORKED) return child_fails(std::string("uvrt_runtime_run on the inherited runtime returned ") + uvrt_err_name(rc) + ", expected UVRT_EFORKED");
+  const auto t0 = clock_type::now();
+  rc = uvrt_runtime_destroy(inherited);
+  if (rc != 0) return child_fails(std::string("uvrt_runtime_destroy of the inherited runtime returned ") + uvrt_err_name(rc));
+  if (const auto took = clock_type::now() - t0; took > std::chrono::seconds(1))
+    return child_fails("destroying the inherited runtime took " +
+                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms");
+  uvrt_runtime_t* fresh = nullptr;
+  const uvrt_options_t opts{cfg.pool};
+  if ((rc = uvrt_runtime_create(&fresh, &opts)) != 0) return child_fails(std::string("uvrt_runtime_create: ") + uvrt_err_name(rc));
+  child_slot slots[4];
+  for (auto& s : slots)
+    if ((rc = uvrt_job_submit(fresh, nullptr, &child_work, &child_done, &s)) != 0)
+      return child_fails(std::string("uvrt_job_submit to a new runtime: ") + uvrt_err_name(rc));
+  if ((rc = uvrt_runtime_run(fresh)) != 0) return child_fails(std::string("uvrt_runtime_run of a new runtime: ") + uvrt_err_name(rc));
+  for (auto& s : slots)
+    if (s.calls != 1 || s.status != 0 || s.result != &s)
+      return child_fails("a job of a new runtime: done ran " + std::to_string(s.calls) + " times, status " + uvrt_err_name(s.status));
+  if ((rc = uvrt_runtime_destroy(fresh)) != 0) return child_fails(std::string("uvrt_runtime_destroy of a new runtime: ") + uvrt_err_name(rc));
+  return 0;
+}
+
+// Forks while this thread's runtime has work in flight and other threads' runtimes run; the
+// child runs `child` under a watchdog (alarm) and _exit()s with its status, which must be 0.
+template <class Child>
+void fork_child(round_ctx& c, Child&& child) {
+  thread_phase[c.thread] = "forking";
+  const pid_t pid = fork();
+  if (pid < 0) {
+    violation(c.where(), std::string("fork: ") + std::strerror(errno));
+    return;
+  }
+  if (pid == 0) {
+    alarm(child_alarm_seconds);  // SIGALRM's default action ends a child that hangs
+    int status;
+    try {
+      status = child();
+    } catch (const std::exception& e) {
+      status = child_fails(std::string("threw ") + typeid(e).name() + ": " + e.what());
+    } catch (...) {
+      status = child_fails("threw something that is not a std::exception");
+    }
+    _exit(status);
+  }
+  ++c.st->forks;
+  thread_phase[c.thread] = "waiting for the forked child";
+  int status = 0;
+  pid_t w;
+  while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (w < 0) violation(c.where(), std::string("waitpid: ") + std::strerror(errno));
+  else if (WIFSIGNALED(status))
+    violation(c.where(), "the forked child was killed by signal " + std::to_string(WTERMSIG(status)) +
+                             (WTERMSIG(status) == SIGALRM ? " (its watchdog: it hung)" : ""));
+  else if (WEXITSTATUS(status) != 0)
+    violation(c.where(), "the forked child exited with status " + std::to_string(WEXITSTATUS(status)) + " (its reason is above)");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checks, once the round's runtime is gone
 
 void verify_cpp(round_ctx& c, record& r) {
   stats& st = *c.st;
   const int ran = r.ran.load();
+  const bool torn = c.teardown || r.torn;
   auto bad = [&](const std::string& what) { violation(c.where(r), what); };
 
   if (r.k == kind::detached) {
     ++st.detached;
     st.detached_ran += static_cast<std::uint64_t>(ran);
-    if (ran == 0 && !c.teardown) bad("never ran, though its runtime was drained (a dropped future must not cancel)");
+    if (ran == 0 && !torn) bad("never ran, though its runtime was drained (a dropped future must not cancel)");
     return;
   }
   if (r.settled != 1) {
@@ -1187,14 +1692,16 @@ void verify_cpp(round_ctx& c, record& r) {
         break;
     }
   } else if (ran == 0) {
-    if (!c.teardown) bad("never ran and was never cancelled, though its runtime was drained");
+    if (!torn) bad("never ran and was never cancelled, though its runtime was drained");
     else ++st.teardown_cancelled;
     expect_cancelled("it was still queued when its runtime was destroyed");
   } else {
     if (stop_kind) {
-      if (!c.teardown) bad("it waited for a stop that only teardown could give, but its runtime was drained");
+      if (!torn) bad("it waited for a stop that only teardown could give, but its runtime was drained");
       else ++st.teardown_stopped;
     }
+    // shutdown(timeout) abandoned it: it ran, its future settled as cancelled at the timeout.
+    if (c.mode == shape::shutdown && r.outcome == got::cancelled) return;
     expect_own();
   }
 }
@@ -1202,6 +1709,7 @@ void verify_cpp(round_ctx& c, record& r) {
 void verify_c(round_ctx& c, record& r) {
   stats& st = *c.st;
   const int ran = r.ran.load();
+  const bool torn = c.teardown || r.torn;
   auto bad = [&](const std::string& what) { violation(c.where(r), what); };
   if (r.settled != 1) {
     ++st.lost;
@@ -1268,7 +1776,7 @@ void verify_c(round_ctx& c, record& r) {
       ++st.stop_requested;
       if (ran != 1) bad("uvrt_job_cancel returned UVRT_EBUSY, yet its work function ran " + std::to_string(ran) + " times");
       expect_own();
-    } else if (r.cancel_rc == UVRT_EALREADY && r.k == kind::c_cancel_running && c.teardown) {
+    } else if (r.cancel_rc == UVRT_EALREADY && r.k == kind::c_cancel_running && torn) {
       // Teardown stopped it, and its done callback ran before the loop saw its started signal.
       ++st.teardown_stopped;
       expect_own();
@@ -1276,7 +1784,7 @@ void verify_c(round_ctx& c, record& r) {
       bad("uvrt_job_cancel returned " + status_text(r.cancel_rc));
     }
   } else if (ran == 0) {
-    if (!c.teardown) bad("never ran and was never cancelled, though its runtime was drained");
+    if (!torn) bad("never ran and was never cancelled, though its runtime was drained");
     else {
       ++st.teardown_cancelled;
       ++st.teardown_cancelled_c;
@@ -1284,12 +1792,12 @@ void verify_c(round_ctx& c, record& r) {
     expect_cancelled("it was still queued when its runtime was destroyed");
   } else {
     if (stop_kind) {
-      if (!c.teardown) bad("it waited for a stop that only teardown could give, but its runtime was drained");
+      if (!torn) bad("it waited for a stop that only teardown could give, but its runtime was drained");
       else ++st.teardown_stopped;
     }
     // In a teardown round the done callback and the started signal may reach the loop in either
     // order, and the signal may come last, when the application's loop no longer serves it.
-    if (r.k == kind::c_cancel_running && !c.teardown) bad("it signalled that it started, but the loop never cancelled it");
+    if (r.k == kind::c_cancel_running && !torn) bad("it signalled that it started, but the loop never cancelled it");
     expect_own();
   }
 }
@@ -1336,10 +1844,29 @@ void thread_main(int t) {
     // Many small runtimes and some large ones.
     c.n_jobs = 1 + static_cast<int>(gen.below(1 + gen.below(static_cast<std::uint64_t>(cfg.max_jobs))));
     c.teardown_at = static_cast<int>(gen.below(static_cast<std::uint64_t>(c.n_jobs) + 1));
+    const int pick = static_cast<int>(gen.below(100));
+    c.mode = pick < 6 ? shape::shared : pick < 12 ? shape::shutdown : shape::single;
+    if ((c.mode == shape::shared && cfg.no_shared) || (c.mode == shape::shutdown && cfg.no_shutdown)) c.mode = shape::single;
+    c.fork = c.mode == shape::single && gen.chance(1) && !cfg.no_fork;
+    if (c.mode != shape::single) c.teardown = false;
+    if (c.mode == shape::shutdown) {
+      c.c_api = false;
+      // Few jobs: stubborn ones hold pool threads that every thread shares until they return.
+      c.n_jobs = std::min(c.n_jobs, 24);
+      c.destroy_in_shutdown = gen.chance(40);
+      static constexpr int timeouts_us[] = {0, 200, 2000, 20000};
+      c.shutdown_timeout = std::chrono::microseconds(timeouts_us[gen.below(4)]);
+    }
     ++st.runtimes;
     try {
-      if (c.c_api) run_c_round(c);
-      else run_cpp_round(c);
+      switch (c.mode) {
+        case shape::shared: run_shared_round(c); break;
+        case shape::shutdown: run_shutdown_round(c); break;
+        case shape::single:
+          if (c.c_api) run_c_round(c);
+          else run_cpp_round(c);
+          break;
+      }
     } catch (const std::exception& e) {
       violation(c.where(), std::string("the round threw: ") + e.what());
     }
@@ -1400,7 +1927,7 @@ void watchdog(std::stop_token token) {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "stress: %s\nusage: stress [--seed S] [--threads N] [--rounds N] [--seconds N] [--jobs N] [--pool N] "
-               "[--stall N] [--keep-going] [--verbose]\n",
+               "[--stall N] [--without PARTS] [--keep-going] [--verbose]\n",
                why);
   std::exit(2);
 }
@@ -1441,6 +1968,17 @@ void parse(int argc, char** argv) {
       cfg.pool = static_cast<int>(parse_number("--pool", value(), 1, 1024));
     } else if (a == "--stall") {
       cfg.stall = static_cast<int>(parse_number("--stall", value(), 1, 1'000'000));
+    } else if (a == "--without") {
+      std::string list = value();
+      for (std::size_t start = 0; start <= list.size();) {
+        const std::size_t end = std::min(list.find(',', start), list.size());
+        const std::string part = list.substr(start, end - start);
+        if (part == "shared") cfg.no_shared = true;
+        else if (part == "shutdown") cfg.no_shutdown = true;
+        else if (part == "fork") cfg.no_fork = true;
+        else usage("--without: expected a comma-separated list of shared, shutdown, fork");
+        start = end + 1;
+      }
     } else if (a == "--keep-going") {
       cfg.keep_going = true;
     } else if (a == "--verbose" || a == "-v") {
@@ -1476,6 +2014,11 @@ int main(int argc, char** argv) {
   if (cfg.seconds > 0) replay += " --seconds " + std::to_string(static_cast<long>(cfg.seconds));
   if (cfg.rounds >= 0 || cfg.seconds <= 0) replay += " --rounds " + std::to_string(cfg.rounds >= 0 ? cfg.rounds : default_rounds);
   if (cfg.pool > 0) replay += " --pool " + std::to_string(cfg.pool);
+  std::string without;
+  if (cfg.no_shared) without += ",shared";
+  if (cfg.no_shutdown) without += ",shutdown";
+  if (cfg.no_fork) without += ",fork";
+  if (!without.empty()) replay += " --without " + without.substr(1);
   std::printf("uvrt stress: %s (pool of %d threads)\n", replay.c_str(), pool);
   std::fflush(stdout);
 
@@ -1540,6 +2083,15 @@ int main(int argc, char** argv) {
   std::printf("runtimes created:               %llu (C++ own loop %llu, C++ embedded %llu, C own loop %llu, C embedded "
               "%llu)\n",
               u(s.runtimes), u(s.cpp_own), u(s.cpp_embedded), u(s.c_own), u(s.c_embedded));
+  std::printf("  sharing a loop:               %llu runtimes on %llu loops; %llu calls into another runtime from a "
+              "callback refused (UVRT_EBUSY, usage_error), %llu runtimes destroyed from another's callback\n",
+              u(s.shared_runtimes), u(s.shared_loops), u(s.cross_refused), u(s.cross_destroyed));
+  std::printf("  shutdown(timeout):            %llu calls (%llu destroyed by a continuation meanwhile), %llu jobs in "
+              "flight: %llu cancelled, %llu finished, %llu abandoned\n",
+              u(s.shutdowns), u(s.shutdown_destroyed_inside), u(s.shutdown_in_flight), u(s.shutdown_cancelled),
+              u(s.shutdown_finished), u(s.shutdown_abandoned));
+  std::printf("  forked children:              %llu (each destroyed the runtime it inherited and ran a new one)\n",
+              u(s.forks));
   std::printf("  drained:                      %llu\n", u(s.drained));
   std::printf("  torn down:                    %llu, %llu with work in flight (%llu futures unsettled, %llu jobs "
               "running at teardown)\n",
