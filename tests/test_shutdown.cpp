@@ -9,10 +9,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <latch>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <stop_token>
@@ -490,6 +492,79 @@ void after_an_abandoned_job_never_returns_only__exit_and_quick_exit_end_the_proc
   assert_string_equal(outcomes[2].c_str(), "running");
 }
 
+// r10: the application's repeating timer on the runtime's own loop (runtime::loop()) runs on the
+// loop thread, and never after the destructor returned, on any thread: when shutdown abandoned a
+// job, the destructor hands the loop to a thread of uvrt's that turns it until the job is back,
+// so it first closes the application's handles on it, on the loop thread. (Before the fix that
+// thread ran the timer's callbacks.) The job is held by a latch until a timer callback after the
+// destructor had its chance: the test waits up to 200 ms for one, and releases the job at once if
+// one came (the timer is due every millisecond, and a thread turning the loop while the job is
+// held polls no longer than that). That wait is the window in which a callback would be seen, not a
+// synchronisation: a working runtime has closed the timer, and the test then waits for the job's
+// late result to be destroyed.
+void an_application_timer_on_the_runtime_loop_never_runs_after_the_destructor(void**) {
+  struct state {
+    uv_timer_t timer;  // uvrt closes it while the runtime is destroyed: static storage outlives that
+    std::thread::id loop_thread = std::this_thread::get_id();
+    std::atomic<int> calls{0};
+    std::atomic<int> foreign{0};
+    std::atomic<bool> ticked{false};
+    std::latch first_tick{1};
+    std::mutex m;
+    std::condition_variable cv;
+  };
+  static state st;
+  std::latch started{1};
+  std::latch release{1};
+  std::latch result_gone{1};
+  std::atomic<int> destroyed{0};
+  auto rt = std::make_unique<uvrt::runtime>();
+  assert_int_equal(uv_timer_init(rt->loop(), &st.timer), 0);
+  assert_int_equal(uv_timer_start(
+                       &st.timer,
+                       [](uv_timer_t*) {
+                         {
+                           std::lock_guard lock(st.m);
+                           ++st.calls;
+                           if (std::this_thread::get_id() != st.loop_thread) ++st.foreign;
+                         }
+                         st.cv.notify_all();
+                         if (!st.ticked.exchange(true)) st.first_tick.count_down();
+                       },
+                       1, 1),
+                   0);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&st.timer));
+  // The timer works: block_on turns the loop until it has ticked.
+  rt->block_on(rt->to_thread([] { st.first_tick.wait(); }));
+  auto f = rt->to_thread([&] {
+    started.count_down();
+    release.wait();  // ignores the stop request
+    return counted(&result_gone, &destroyed);
+  });
+  started.wait();
+  const uvrt::shutdown_result r = rt->shutdown(0s);
+  rt.reset();
+  int calls_at_return = 0;
+  bool called_after = false;
+  {
+    std::unique_lock lock(st.m);
+    calls_at_return = st.calls.load();
+    called_after = st.cv.wait_for(lock, 200ms, [&] { return st.calls.load() != calls_at_return; });
+  }
+  release.count_down();
+  test::watchdog dog("the abandoned job's late result being destroyed");
+  result_gone.wait();
+  dog.disarm();
+  const int calls_after = st.calls.load() - calls_at_return;
+
+  assert_int_equal(r.abandoned, 1);
+  assert_true(calls_at_return >= 1);
+  assert_false(called_after);
+  assert_int_equal(calls_after, 0);
+  assert_int_equal(st.foreign.load(), 0);
+  assert_int_equal(destroyed.load(), 1);
+}
+
 }  // namespace
 
 int main() {
@@ -507,6 +582,7 @@ int main() {
       cmocka_unit_test(destroy_in_a_continuation_during_shutdown_on_the_application_loop),
       cmocka_unit_test(after_an_abandoned_job_the_loop_holds_no_uvrt_handle_only_the_request),
       cmocka_unit_test(after_an_abandoned_job_never_returns_only__exit_and_quick_exit_end_the_process),
+      cmocka_unit_test(an_application_timer_on_the_runtime_loop_never_runs_after_the_destructor),
   };
   return cmocka_run_group_tests_name("shutdown", tests, nullptr, nullptr);
 }
