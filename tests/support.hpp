@@ -22,6 +22,9 @@
 #include <thread>
 #include <uvrt/uvrt.hpp>
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -170,6 +173,65 @@ inline bool wait_for_posted_completions(uv_loop_t* loop, int n) {
     std::this_thread::yield();
   }
   return posted_completions(loop) == n;
+}
+
+// How a child process run by `in_child` ended ("exited N", "killed by signal N") and what it
+// wrote on its stderr.
+struct child_end {
+  std::string how;
+  std::string stderr_text;
+};
+
+// Forks; the child runs `body()` with its stderr on a pipe to the parent and ends with _exit of
+// the int `body` returns (120 if it threw), never returning into cmocka. alarm(`limit`) is its
+// watchdog: a hang kills it with SIGALRM. The parent reads the pipe until the child closed it,
+// then reaps the child. For fatal usage errors (a message on stderr, then abort) and for code that
+// may call std::terminate: the parent asserts on what comes back.
+template <class Body>
+child_end in_child(Body body, unsigned limit = 5) {
+  int fds[2];
+  if (pipe(fds) != 0) return {"pipe failed", {}};
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) return {"fork failed", {}};
+  if (pid == 0) {
+    alarm(limit);
+    close(fds[0]);
+    if (dup2(fds[1], 2) != 2) _exit(121);
+    close(fds[1]);
+    int status = 120;
+    try {
+      status = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child threw: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "child threw a non-std exception\n");
+    }
+    std::fflush(stderr);
+    _exit(status);
+  }
+  close(fds[1]);
+  child_end end;
+  char buf[512];
+  for (;;) {
+    pollfd p{fds[0], POLLIN, 0};
+    if (poll(&p, 1, 20'000) != 1) {  // the child has its alarm: a second line of defence
+      end.stderr_text += "<no end of the child's stderr after 20 s>";
+      kill(pid, SIGKILL);
+      break;
+    }
+    const ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    end.stderr_text.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) end.how = "waitpid failed";
+  else if (WIFEXITED(status)) end.how = "exited " + std::to_string(WEXITSTATUS(status));
+  else if (WIFSIGNALED(status)) end.how = "killed by signal " + std::to_string(WTERMSIG(status));
+  else end.how = "ended oddly";
+  return end;
 }
 
 }  // namespace test

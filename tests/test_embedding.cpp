@@ -559,6 +559,51 @@ void application_closing_every_handle_after_an_abandoned_job_finds_none_of_uvrt(
   assert_int_equal(close_rc, 0);
 }
 
+// r1b: runtimes A and B on the application's loop; B, with a job still running, is destroyed in
+// the task A's block_on runs, so B's teardown goes on as the loop turns on; A is destroyed. If the
+// application now closes every handle on the loop (uv_walk + uv_close) before turning it until B's
+// teardown ended, it takes B's handles from under it: a fatal usage error, reported with a message
+// before uvrt touches them again (before the fix: libuv's own assertion, or a corrupted list).
+// In a child process, which releases B's job only after the walk so that the job comes back to
+// the loop the application turns next.
+void application_closing_uvrt_handles_before_a_teardown_ended_is_a_fatal_usage_error(void**) {
+  const test::child_end end = test::in_child([] {
+    auto* loop = new uv_loop_t;
+    if (uv_loop_init(loop) != 0) return 10;
+    auto a = std::make_unique<uvrt::runtime>(loop);
+    auto b = std::make_unique<uvrt::runtime>(loop);
+    auto started = std::make_shared<std::latch>(1);
+    auto release = std::make_shared<std::latch>(1);
+    auto fb = b->to_thread([started, release] {
+      started->count_down();
+      release->wait();  // ignores the stop request of B's destructor
+      return 7;
+    });
+    started->wait();
+    a->block_on([](std::unique_ptr<uvrt::runtime>& b) -> uvrt::task<void> {
+      b.reset();  // inside the loop: B's teardown only begins
+      co_return;
+    }(b));
+    a.reset();
+    int walked = 0;
+    uv_walk(
+        loop,
+        [](uv_handle_t* h, void* n) {
+          ++*static_cast<int*>(n);
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        &walked);
+    std::fprintf(stderr, "walked %d handles\n", walked);
+    release->count_down();
+    uv_run(loop, UV_RUN_DEFAULT);  // must abort when B's job comes back
+    return 0;
+  });
+
+  assert_string_equal(end.how.c_str(), ("killed by signal " + std::to_string(SIGABRT)).c_str());
+  assert_contains(end.stderr_text, "walked 4 handles");
+  assert_contains(end.stderr_text, "was closed by the application before the runtime's teardown ended");
+}
+
 }  // namespace
 
 int main() {
@@ -578,6 +623,7 @@ int main() {
       cmocka_unit_test(a_continuation_of_one_runtime_cannot_turn_another_on_the_same_loop),
       cmocka_unit_test(destroying_one_runtime_in_another_s_continuation_ends_on_the_application_loop),
       cmocka_unit_test(application_closing_every_handle_after_an_abandoned_job_finds_none_of_uvrt),
+      cmocka_unit_test(application_closing_uvrt_handles_before_a_teardown_ended_is_a_fatal_usage_error),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

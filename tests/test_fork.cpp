@@ -204,6 +204,52 @@ void a_forked_child_with_nothing_in_flight_destroys_the_inherited_runtime(void**
   assert_int_equal(after, 4);
 }
 
+// r2: fork() inside a then() continuation, while the parent's block_on waits for a slower job.
+// The child returns from the continuation into the block_on it inherited, on the parent's loop:
+// it must not turn that loop (it would wait for ever for a job that exists only in the parent,
+// and could take the parent's wake-ups); its block_on throws usage_error naming fork, which it
+// reports through its exit status (0; 1: block_on returned; 2: it threw something else; killed
+// by SIGALRM: it hung). The parent's block_on returns the slower job's value. That job returns
+// only once the fork happened (the continuation counts a latch down after fork() returned in the
+// parent), so it finishes while the child exists.
+void fork_inside_a_continuation_leaves_the_child_a_refusing_block_on(void**) {
+  auto forked = std::make_shared<std::latch>(1);
+  auto rt = std::make_unique<uvrt::runtime>();
+  pid_t child = -1;
+  auto slow = rt->to_thread([forked] {
+    forked->wait();
+    return 5;
+  });
+  rt->to_thread([] { return 0; }).then([&child, forked](uvrt::future<int>) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    child = fork();
+    if (child == 0) {
+      alarm(5);  // the child's watchdog: a hang ends it with SIGALRM
+      return;
+    }
+    forked->count_down();
+  });
+  test::watchdog dog("the parent's block_on of a job that finished after a continuation forked, or the child",
+                     std::chrono::seconds(15));
+  int value = 0;
+  const std::string outcome = refusal([&] { value = rt->block_on(std::move(slow)); });
+  if (child == 0) _exit(outcome == "usage_error naming fork" ? 0 : outcome == "returned" ? 1 : 2);
+  int status = 0;
+  std::string child_end = "not forked";
+  if (child > 0) {
+    if (waitpid(child, &status, 0) != child) child_end = "waitpid failed";
+    else if (WIFEXITED(status)) child_end = "exited " + std::to_string(WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) child_end = "killed by signal " + std::to_string(WTERMSIG(status));
+  }
+  rt.reset();
+  dog.disarm();
+
+  assert_string_equal(outcome.c_str(), "returned");
+  assert_int_equal(value, 5);
+  assert_string_equal(child_end.c_str(), "exited 0");
+}
+
 }  // namespace
 
 int main() {
@@ -211,6 +257,7 @@ int main() {
       cmocka_unit_test(a_forked_child_refuses_the_inherited_runtime_and_can_destroy_it),
       cmocka_unit_test(a_forked_child_does_not_take_the_parent_s_wake_ups),
       cmocka_unit_test(a_forked_child_with_nothing_in_flight_destroys_the_inherited_runtime),
+      cmocka_unit_test(fork_inside_a_continuation_leaves_the_child_a_refusing_block_on),
   };
   return cmocka_run_group_tests_name("fork", tests, nullptr, nullptr);
 }

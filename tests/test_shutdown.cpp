@@ -9,10 +9,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <coroutine>
 #include <cstdlib>
 #include <filesystem>
 #include <latch>
 #include <memory>
+#include <mutex>
+#include <new>
 #include <set>
 #include <stdexcept>
 #include <stop_token>
@@ -27,6 +31,41 @@
 #include <unistd.h>
 
 #include "support.hpp"
+
+// The global allocation functions of this executable: malloc and free, except that operator new
+// throws std::bad_alloc while `refuse_allocations` is set (r12 sets it in a child process only, so
+// every other test sees plain malloc and free). Every form without an alignment is replaced, so
+// that whatever one of them allocates another frees consistently (also under AddressSanitizer,
+// which checks that new pairs with delete); the aligned forms stay the implementation's, paired
+// among themselves.
+namespace {
+std::atomic<bool> refuse_allocations{false};
+
+// Not inlined, so that GCC does not take a `delete` of memory from `new`, inlined in this file,
+// for free() of memory that did not come from malloc (-Wmismatched-new-delete).
+[[gnu::noinline]] void deallocate(void* p) noexcept { std::free(p); }
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (refuse_allocations.load(std::memory_order_relaxed)) throw std::bad_alloc();
+  if (void* p = std::malloc(n != 0 ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return ::operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return ::operator new(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t& nt) noexcept { return ::operator new(n, nt); }
+void operator delete(void* p) noexcept { deallocate(p); }
+void operator delete[](void* p) noexcept { deallocate(p); }
+void operator delete(void* p, std::size_t) noexcept { deallocate(p); }
+void operator delete[](void* p, std::size_t) noexcept { deallocate(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { deallocate(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { deallocate(p); }
 
 namespace {
 
@@ -490,6 +529,143 @@ void after_an_abandoned_job_never_returns_only__exit_and_quick_exit_end_the_proc
   assert_string_equal(outcomes[2].c_str(), "running");
 }
 
+// r10: the application's repeating timer on the runtime's own loop (runtime::loop()) runs on the
+// loop thread, and never after the destructor returned, on any thread: when shutdown abandoned a
+// job, the destructor hands the loop to a thread of uvrt's that turns it until the job is back,
+// so it first closes the application's handles on it, on the loop thread. (Before the fix that
+// thread ran the timer's callbacks.) The job is held by a latch until a timer callback after the
+// destructor had its chance: the test waits up to 200 ms for one, and releases the job at once if
+// one came (the timer is due every millisecond, and a thread turning the loop while the job is
+// held polls no longer than that). That wait is the window in which a callback would be seen, not a
+// synchronisation: a working runtime has closed the timer, and the test then waits for the job's
+// late result to be destroyed.
+void an_application_timer_on_the_runtime_loop_never_runs_after_the_destructor(void**) {
+  struct state {
+    uv_timer_t timer;  // uvrt closes it while the runtime is destroyed: static storage outlives that
+    std::thread::id loop_thread = std::this_thread::get_id();
+    std::atomic<int> calls{0};
+    std::atomic<int> foreign{0};
+    std::atomic<bool> ticked{false};
+    std::latch first_tick{1};
+    std::mutex m;
+    std::condition_variable cv;
+  };
+  static state st;
+  std::latch started{1};
+  std::latch release{1};
+  std::latch result_gone{1};
+  std::atomic<int> destroyed{0};
+  auto rt = std::make_unique<uvrt::runtime>();
+  assert_int_equal(uv_timer_init(rt->loop(), &st.timer), 0);
+  assert_int_equal(uv_timer_start(
+                       &st.timer,
+                       [](uv_timer_t*) {
+                         {
+                           std::lock_guard lock(st.m);
+                           ++st.calls;
+                           if (std::this_thread::get_id() != st.loop_thread) ++st.foreign;
+                         }
+                         st.cv.notify_all();
+                         if (!st.ticked.exchange(true)) st.first_tick.count_down();
+                       },
+                       1, 1),
+                   0);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&st.timer));
+  // The timer works: block_on turns the loop until it has ticked.
+  rt->block_on(rt->to_thread([] { st.first_tick.wait(); }));
+  auto f = rt->to_thread([&] {
+    started.count_down();
+    release.wait();  // ignores the stop request
+    return counted(&result_gone, &destroyed);
+  });
+  started.wait();
+  const uvrt::shutdown_result r = rt->shutdown(0s);
+  rt.reset();
+  int calls_at_return = 0;
+  bool called_after = false;
+  {
+    std::unique_lock lock(st.m);
+    calls_at_return = st.calls.load();
+    called_after = st.cv.wait_for(lock, 200ms, [&] { return st.calls.load() != calls_at_return; });
+  }
+  release.count_down();
+  test::watchdog dog("the abandoned job's late result being destroyed");
+  result_gone.wait();
+  dog.disarm();
+  const int calls_after = st.calls.load() - calls_at_return;
+
+  assert_int_equal(r.abandoned, 1);
+  assert_true(calls_at_return >= 1);
+  assert_false(called_after);
+  assert_int_equal(calls_after, 0);
+  assert_int_equal(st.foreign.load(), 0);
+  assert_int_equal(destroyed.load(), 1);
+}
+
+// An eager coroutine (it runs at once, and its frame goes at its end), so that a continuation of
+// the test's own can be parked on a future without a task or then().
+struct eager {
+  struct promise_type {
+    eager get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+// Awaits `f`; once resumed, every allocation fails (operator new throws) and `resumed` is set.
+eager refuse_allocations_once_resumed(uvrt::future<int>& f, bool& resumed) {
+  try {
+    (void)co_await f;
+  } catch (...) {
+  }
+  resumed = true;
+  refuse_allocations = true;
+}
+
+// r12: shutdown makes room, before its first turn, to defer the continuation of every running
+// job, so that abandoning them at the deadline (noexcept) allocates nothing. A continuation
+// deferred earlier (abandoned by cancel) is resumed in that first turn, and from then on every
+// allocation fails; the running job with a then() is abandoned at the deadline and its
+// continuation deferred into the room made. (Before the fix, resuming deferred continuations threw
+// the room away, the abandon allocated and std::terminate aborted the process.) In a child
+// process, which reports through its exit status: 0, or 3 if the continuation did not run during
+// shutdown, 4 if the jobs were not both counted as abandoned.
+void shutdown_s_room_to_defer_survives_deferred_continuations_being_resumed(void**) {
+  const test::child_end end = test::in_child([] {
+    auto h = std::make_shared<hold>(2);
+    auto rt = std::make_unique<uvrt::runtime>();
+    auto g = rt->to_thread([h] {
+      h->started.count_down();
+      h->release.wait();  // ignores every stop request
+      return 1;
+    });
+    auto b = rt->to_thread([h] {
+      h->started.count_down();
+      h->release.wait();
+      return 2;
+    });
+    h->started.wait();
+    std::move(b).then([](uvrt::future<int>) {});
+    bool resumed = false;
+    refuse_allocations_once_resumed(g, resumed);  // parks on g
+    (void)g.cancel(uvrt::cancel_mode::abandon);    // g's continuation is deferred to the next turn
+    const bool resumed_before = resumed;
+    const uvrt::shutdown_result r = rt->shutdown(10ms);
+    refuse_allocations = false;
+    h->release.count_down();
+    std::fprintf(stderr, "shutdown: cancelled %zu, finished %zu, abandoned %zu\n", r.cancelled, r.finished,
+                 r.abandoned);
+    if (resumed_before || !resumed) return 3;
+    if (r.abandoned != 2) return 4;  // both jobs were still running at the deadline
+    rt.reset();
+    return 0;
+  });
+
+  if (end.how != "exited 0") fail_msg("the child %s; its stderr: %s", end.how.c_str(), end.stderr_text.c_str());
+}
+
 }  // namespace
 
 int main() {
@@ -507,6 +683,8 @@ int main() {
       cmocka_unit_test(destroy_in_a_continuation_during_shutdown_on_the_application_loop),
       cmocka_unit_test(after_an_abandoned_job_the_loop_holds_no_uvrt_handle_only_the_request),
       cmocka_unit_test(after_an_abandoned_job_never_returns_only__exit_and_quick_exit_end_the_process),
+      cmocka_unit_test(an_application_timer_on_the_runtime_loop_never_runs_after_the_destructor),
+      cmocka_unit_test(shutdown_s_room_to_defer_survives_deferred_continuations_being_resumed),
   };
   return cmocka_run_group_tests_name("shutdown", tests, nullptr, nullptr);
 }

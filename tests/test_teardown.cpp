@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <latch>
@@ -21,6 +22,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <sys/socket.h>
 
 // cmocka defines macros with common names, so support.hpp comes after every other header.
 #include "support.hpp"
@@ -452,6 +455,73 @@ static void destroy_in_a_task_after_shutdown_does_not_wait_for_the_abandoned_job
   assert_int_equal(close_rc, 0);
 }
 
+// r1: runtime B embedded in runtime A's own loop (A.loop()) is destroyed inside the task A's
+// block_on runs, while B's job is still running (it ignores the stop request): B's teardown only
+// begins, and ends as A's loop turns on, which is in A's destructor. Closing its own loop, A
+// closes the handles the application left there, but must leave B's to B's teardown. (Before the
+// fix A closed them too, and B, settling its job later, closed them again: libuv aborted.)
+//
+// The job is released by A's closing of the application's handles, so that it comes back after
+// that, not before: the application's pipe handle on A's loop holds one end of a socket pair,
+// closing the handle closes that end, and the job waits for the end of file on the other.
+static void a_runtime_embedded_in_another_s_own_loop_destroyed_in_its_task_ends_before_it(void**) {
+  int fds[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  auto* pipe = new uv_pipe_t;  // the application's; freed after A closed it with the loop
+  auto started = std::make_shared<std::latch>(1);
+  auto a = std::make_unique<uvrt::runtime>();
+  assert_int_equal(uv_pipe_init(a->loop(), pipe, 0), 0);
+  assert_int_equal(uv_pipe_open(pipe, fds[0]), 0);
+  auto b = std::make_unique<uvrt::runtime>(a->loop());
+  const int peer = fds[1];
+  auto fb = b->to_thread([started, peer] {
+    started->count_down();
+    char byte;
+    ssize_t n;
+    // Ignores the stop request B's destructor makes; returns once A closed the pipe handle.
+    do n = read(peer, &byte, 1);
+    while (n > 0 || (n < 0 && errno == EINTR));
+    return n == 0 ? 7 : -1;
+  });
+  started->wait();
+  bool b_destroyed_in_task = false;
+  test::watchdog dog("A's block_on and destructor, with B embedded in A's loop destroyed in A's task");
+  a->block_on([](std::unique_ptr<uvrt::runtime>& b, bool& done) -> uvrt::task<void> {
+    b.reset();  // inside A's loop: B's teardown only begins
+    done = true;
+    co_return;
+  }(b, b_destroyed_in_task));
+  const bool fb_ready_before = fb.ready();
+  a.reset();
+  dog.disarm();
+  delete pipe;
+  close(peer);
+  int value = 0;
+  const std::string outcome = outcome_of([&] { value = fb.get(); });
+
+  assert_true(b_destroyed_in_task);
+  assert_null(b.get());
+  assert_false(fb_ready_before);
+  assert_string_equal(outcome.c_str(), "returned");
+  assert_int_equal(value, 7);
+}
+
+// r1, the misuse: B embedded in A's own loop and never destroyed when A is: A's loop is about to
+// go away under B, which is a fatal usage error (a message, then abort). Before the fix, A closed
+// B's handles and freed the loop B still used, silently.
+static void a_runtime_left_alive_in_another_s_own_loop_is_fatal_when_that_one_is_destroyed(void**) {
+  const test::child_end end = test::in_child([] {
+    auto* a = new uvrt::runtime();
+    auto* b = new uvrt::runtime(a->loop());
+    (void)b->block_on(b->to_thread([] { return 1; }));
+    delete a;  // must abort: b is still alive on a's loop
+    return 0;
+  });
+
+  assert_string_equal(end.how.c_str(), ("killed by signal " + std::to_string(SIGABRT)).c_str());
+  assert_contains(end.stderr_text, "must be destroyed before that runtime");
+}
+
 int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(teardown_cancels_queued_jobs_and_waits_for_running_ones),
@@ -467,6 +537,8 @@ int main() {
       cmocka_unit_test(destroy_from_a_callback_on_the_application_loop),
       cmocka_unit_test(destroy_in_a_task_after_shutdown_does_not_wait_for_the_abandoned_job),
       cmocka_unit_test(destroy_in_a_task_after_shutdown_does_not_wait_for_the_abandoned_job_embedded),
+      cmocka_unit_test(a_runtime_embedded_in_another_s_own_loop_destroyed_in_its_task_ends_before_it),
+      cmocka_unit_test(a_runtime_left_alive_in_another_s_own_loop_is_fatal_when_that_one_is_destroyed),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
