@@ -18,10 +18,6 @@ namespace uvrt::detail {
 
 namespace {
 
-// Bumped in every child process fork() makes: a core made in an earlier generation is the
-// parent's. A pthread_atfork handler rather than getpid(), which is a system call in glibc and
-// would be paid on every to_thread.
-std::atomic<unsigned> fork_generation{0};
 std::once_flag fork_handler_installed;
 
 // Every live core, so that an own loop being closed can tell other runtimes' handles from the
@@ -29,12 +25,22 @@ std::once_flag fork_handler_installed;
 std::mutex live_mutex;
 core* live_head = nullptr;
 
+// In a child forked from inside uvrt's frames (a continuation, a posted callable, a done callback,
+// or the application's callback while run or block_on turns the loop): every loop with a frame on
+// the forking thread's stack is being turned below the fork, and is the parent's (it shares the
+// parent's epoll instance and eventfds). uv_stop makes each uv_run under way return after this
+// iteration instead of polling; turn_scope::turn refuses to start another.
+void stop_inherited_turns() noexcept {
+  for (frame* f = tls_top; f; f = f->prev) uv_stop(f->loop);
+}
+
 unsigned current_fork_generation() {
   std::call_once(fork_handler_installed, [] {
     if (pthread_atfork([] { live_mutex.lock(); }, [] { live_mutex.unlock(); },
                        [] {
                          live_mutex.unlock();
                          fork_generation.fetch_add(1, std::memory_order_relaxed);
+                         stop_inherited_turns();
                        }) != 0)
       throw std::bad_alloc();
   });
@@ -42,6 +48,11 @@ unsigned current_fork_generation() {
 }
 
 }  // namespace
+
+// Bumped in every child process fork() makes: a core made in an earlier generation is the
+// parent's. A pthread_atfork handler rather than getpid(), which is a system call in glibc and
+// would be paid on every to_thread.
+std::atomic<unsigned> fork_generation{0};
 
 void fatal(const char* message) noexcept {
   std::fprintf(stderr, "uvrt: fatal usage error: %s\n", message);
@@ -91,8 +102,6 @@ core* core::owner_of(const uv_handle_t* h) noexcept {
     if (c->loop == h->loop && c->owns(h)) return c;
   return nullptr;
 }
-
-bool core::inherited() const noexcept { return generation_ != fork_generation.load(std::memory_order_relaxed); }
 
 // Only uv_async_init can fail (it needs an eventfd), and it comes first, so a failure leaves
 // nothing of the runtime linked into the loop. The other three only fill in their structs.

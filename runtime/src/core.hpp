@@ -13,7 +13,8 @@
 //
 // Invariants (asserted in debug builds by check_invariants and at each transition):
 //   - A job the runtime has taken and not yet finished is in exactly one place (job_place): the
-//     queue, a carrier, or the backlog; `jobs_` counts them, and equals the sum of the three.
+//     queue, a carrier, or the backlog; in debug builds `jobs_` counts them and must equal the
+//     sum of the three.
 //   - Every job is finished (its future settled, its continuation resumed or deferred) exactly
 //     once, on the loop thread.
 //   - A job's future is pending only while its core exists: the core is freed only once no job
@@ -25,6 +26,8 @@
 
 #include <uv.h>
 
+#include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +36,7 @@
 #include <utility>
 
 #include "dispatch.hpp"
+#include "drive.hpp"
 #include "lifecycle.hpp"
 #include "mailbox.hpp"
 #include "settle.hpp"
@@ -41,6 +45,9 @@
 namespace uvrt::detail {
 
 class turn_scope;
+
+// Bumped in every child process fork() makes (core.cpp). Read on every job, so it is inline.
+extern std::atomic<unsigned> fork_generation;
 
 class core {
  public:
@@ -56,7 +63,7 @@ class core {
   // True in a child process forked after this core was made: the loop and its jobs are the
   // parent's, so nothing here may turn, close or drain it (they share the epoll instance and the
   // loop's eventfds). Cheap: a comparison with a counter bumped by a fork handler.
-  bool inherited() const noexcept;
+  bool inherited() const noexcept { return generation_ != fork_generation.load(std::memory_order_relaxed); }
 
   // The live core one of whose handles `h` is, or null: an own loop being closed must leave the
   // handles of other runtimes embedded in it to their own teardowns.
@@ -81,14 +88,35 @@ class core {
   // outcome dropped when it arrives. make_room_to_defer must have been called.
   void abandon(job_core* j) noexcept;
   // Called after anything that may let the teardown move on (a job finished, a slice, deferred
-  // continuations resumed). Cheap while the phase is open.
-  void progress() noexcept;
+  // continuations resumed). A comparison while the runtime is alive.
+  void progress() noexcept {
+    if (phase_ == phase::detached) progress_detached();
+  }
   // A job libuv handed back (dispatch's after-work callback): to the settlement, or, for a job
-  // shutdown() abandoned, finished at once.
-  void job_back(job_core* j) noexcept;
-  // Counts a job in or out of flight (dispatch takes it, the settlement finishes it).
-  void count_in() noexcept { ++jobs_; }
-  void count_out() noexcept { --jobs_; }
+  // shutdown() abandoned, finished at once. Inline: it is on every job's path.
+  void job_back(job_core* j) noexcept {
+    if (j->flags & flag_straggler) [[unlikely]] {
+      straggler_back(j);
+      return;
+    }
+    assert(phase_ < phase::closing && "once settled, only abandoned jobs come back");
+    if (phase_ == phase::detached) [[unlikely]] check_handles_open();
+    move_job(j, job_place::carried, job_place::arrived);
+    settle_.arrive(j, true);
+    progress();
+  }
+  // Counts a job in or out of flight (dispatch takes it, the settlement finishes it), for the
+  // invariants: debug builds only, since it is on every job's path.
+  void count_in() noexcept {
+#ifndef NDEBUG
+    ++jobs_;
+#endif
+  }
+  void count_out() noexcept {
+#ifndef NDEBUG
+    --jobs_;
+#endif
+  }
   void check_invariants() const noexcept;
 
   // --- drive (drive.cpp) ---
@@ -109,6 +137,7 @@ class core {
   bool settled() const noexcept;  // nothing in flight but abandoned jobs, no continuation deferred
   void end_teardown() noexcept;   // on a thread outside the loop: turns it until the teardown ends
   void reap() noexcept;           // a thread of uvrt's: turns an own loop until abandoned jobs are back
+  void progress_detached() noexcept;
   void handles_closed() noexcept;
   void check_handles_open() const noexcept;
   void straggler_back(job_core* j) noexcept;
@@ -123,7 +152,7 @@ class core {
 
   phase phase_ = phase::open;
   std::size_t stragglers_ = 0;  // jobs shutdown() abandoned that libuv has not handed back
-  std::size_t jobs_ = 0;        // jobs taken and not yet finished
+  std::size_t jobs_ = 0;        // jobs taken and not yet finished (debug builds)
   int open_handles_ = 0;
   unsigned generation_;         // the fork generation the core was made in
   uv_timer_t deadline_;         // wakes shutdown's wait at its timeout
@@ -136,7 +165,14 @@ class core {
 [[noreturn]] void fatal(const char* message) noexcept;
 void report_lost(const std::exception_ptr& e, const char* why) noexcept;
 
-// The usage checks both front ends share (C++ throws, the C API maps to codes).
-void check_not_inherited(const core* c, const char* what);
+// Throws usage_error in a forked child for a core of the parent's. `what` names the call.
+[[noreturn]] void throw_inherited(const char* what);
+inline void check_not_inherited(const core* c, const char* what) {
+  if (c->inherited()) [[unlikely]] throw_inherited(what);
+}
+
+inline callback_scope::callback_scope(core& c) noexcept : f_{c.loop, &c, tls_top, false, false} { tls_top = &f_; }
+
+inline callback_scope::~callback_scope() { tls_top = f_.prev; }
 
 }  // namespace uvrt::detail

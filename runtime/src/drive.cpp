@@ -8,22 +8,14 @@
 
 namespace uvrt::detail {
 
+[[gnu::tls_model("initial-exec")]] thread_local frame* tls_top = nullptr;
+
 namespace {
 
-// Read on every job (tls_worker) and every continuation (tls_top). The initial-exec model makes
-// that a plain load instead of a __tls_get_addr call per access from a shared library.
-[[gnu::tls_model("initial-exec")]] thread_local frame* tls_top = nullptr;
+// Read on every job: the initial-exec model, as for tls_top.
 [[gnu::tls_model("initial-exec")]] thread_local core* tls_worker = nullptr;
 
 }  // namespace
-
-callback_scope::callback_scope(core& c) noexcept : f_{c.loop, &c, tls_top, false, false} { tls_top = &f_; }
-callback_scope::~callback_scope() {
-  tls_top = f_.prev;
-  // The callback forked, and this is the child: the loop is the parent's (they share its epoll
-  // instance and eventfds), so the uv_run under way must not go on to poll it.
-  if (f_.owner->inherited()) uv_stop(f_.loop);
-}
 
 turn_scope::turn_scope(core& c, bool rethrows) noexcept : f_{c.loop, &c, tls_top, true, rethrows} {
   assert(!inside_loop(c.loop) && "uvrt never turns a loop it is inside");

@@ -35,6 +35,12 @@ struct frame {
   bool rethrows;  // run or block_on: rethrows what continuations leave in core::unhandled
 };
 
+// The top of this thread's stack of frames. Read on every continuation, so callback_scope is
+// inline; the initial-exec model makes it a plain load instead of a __tls_get_addr call from a
+// shared library.
+[[gnu::tls_model("initial-exec")]] extern thread_local frame* tls_top;
+
+// Defined inline at the end of core.hpp, which has the core it reads.
 class callback_scope {
  public:
   explicit callback_scope(core& c) noexcept;

@@ -27,7 +27,7 @@ void core::check_invariants() const noexcept {
   assert(stragglers_ <= static_cast<std::size_t>(dispatch_.busy()) && "abandoned jobs are held by carriers");
   assert((phase_ < phase::closing || jobs_ == stragglers_) && "after settling, only abandoned jobs are in flight");
   assert((phase_ < phase::draining || open_handles_ == 0) && "no handle of uvrt's outlives the phase closing");
-  settle_.check_invariants();
+  if (phase_ < phase::closing) settle_.check_invariants();  // its handles are open until then
 #endif
 }
 
@@ -147,8 +147,7 @@ void core::end_if_detached(core* c) noexcept {
   if (c->phase_ >= phase::detached) c->end_teardown();
 }
 
-void core::progress() noexcept {
-  if (phase_ != phase::detached) return;
+void core::progress_detached() noexcept {
   check_handles_open();
   if (!settled()) return;
   advance(phase::closing);
@@ -178,18 +177,6 @@ void core::handles_closed() noexcept {
   advance(stragglers_ > 0 ? phase::draining : phase::closed);
   check_invariants();
   if (phase_ == phase::closed && !held_here(this)) release_unheld();
-}
-
-void core::job_back(job_core* j) noexcept {
-  if (j->flags & flag_straggler) {
-    straggler_back(j);
-    return;
-  }
-  assert(phase_ < phase::closing && "once settled, only abandoned jobs come back");
-  if (phase_ == phase::detached) check_handles_open();
-  move_job(j, job_place::carried, job_place::arrived);
-  settle_.arrive(j, true);
-  progress();
 }
 
 // An abandoned job comes back: its future settled long ago, so it is finished at once (its late

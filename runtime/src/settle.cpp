@@ -25,18 +25,21 @@ void settlement::arrive(job_core* j, bool may_settle_now) noexcept {
   } else {
     backlog_head_ = j;
     uv_idle_start(&spinner, [](uv_idle_t*) {});
-    uv_check_start(&slicer, &on_check);
+    if (slice_ == slice::idle) {
+      uv_check_start(&slicer, &on_check);
+      slice_ = slice::closed;
+    }
   }
   backlog_tail_ = j;
 }
 
 bool settlement::slice_has_room() noexcept {
-  if (slice_ == slice::closed) {
+  if (slice_ <= slice::closed) {
+    // slicer ends the slice after the poll.
+    if (slice_ == slice::idle) uv_check_start(&slicer, &on_check);
     slice_ = slice::open;
     slice_settled_ = 0;
     slice_deadline_ = uv_hrtime() + slice_ns;
-    // slicer ends the slice after the poll; started once a slice (a no-op while it is active).
-    uv_check_start(&slicer, &on_check);
   }
   if (slice_ == slice::expired) return false;
   if (++slice_settled_ % 16 == 0 && uv_hrtime() >= slice_deadline_) {
@@ -44,17 +47,6 @@ bool settlement::slice_has_room() noexcept {
     return false;
   }
   return true;
-}
-
-void settlement::settle_backlog() noexcept {
-  // A continuation may fork: the child settles nothing more of the parent's (lifecycle.hpp).
-  while (backlog_head_ && slice_has_room() && !core_.inherited()) {
-    job_core* j = backlog_head_;
-    backlog_head_ = j->next;
-    if (!backlog_head_) backlog_tail_ = nullptr;
-    --waiting_;
-    finish(j);
-  }
 }
 
 void settlement::on_check(uv_check_t* h) {
@@ -65,10 +57,18 @@ void settlement::on_check(uv_check_t* h) {
   if (s.slice_ == slice::closed && !s.backlog_head_) {
     // A turn without arrivals: nothing to settle until jobs arrive again.
     uv_check_stop(&s.slicer);
+    s.slice_ = slice::idle;
     return;
   }
   s.slice_ = slice::closed;
-  s.settle_backlog();
+  // A continuation may fork: the child settles nothing more of the parent's (lifecycle.hpp).
+  while (s.backlog_head_ && s.slice_has_room() && !c.inherited()) {
+    job_core* j = s.backlog_head_;
+    s.backlog_head_ = j->next;
+    if (!s.backlog_head_) s.backlog_tail_ = nullptr;
+    --s.waiting_;
+    s.finish(j);
+  }
   s.slice_ = slice::closed;
   if (!s.backlog_head_) uv_idle_stop(&s.spinner);
   c.check_invariants();
@@ -82,8 +82,9 @@ void settlement::check_invariants() const noexcept {
   std::size_t n = 0;
   for (job_core* j = backlog_head_; j && n < 64; j = j->next, ++n) assert(place_of(j) == job_place::arrived);
   assert((backlog_head_ == nullptr) == (waiting_ == 0) && "the backlog's count matches its list");
-  assert((!backlog_head_ || (uv_is_active(reinterpret_cast<const uv_handle_t*>(&slicer)) &&
-                             uv_is_active(reinterpret_cast<const uv_handle_t*>(&spinner)))) &&
+  assert((slice_ != slice::idle) == (uv_is_active(reinterpret_cast<const uv_handle_t*>(&slicer)) != 0) &&
+         "slicer runs exactly while the slice is not idle");
+  assert((!backlog_head_ || uv_is_active(reinterpret_cast<const uv_handle_t*>(&spinner))) &&
          "a backlog is always being settled");
 #endif
 }

@@ -14,7 +14,7 @@
 //
 // Invariants (loop thread only):
 //   - The backlog holds `arrived` jobs, FIFO, linked through next; `waiting_` counts them.
-//   - A slice that is not `closed` means `slicer` is active; a non-empty backlog means `slicer`
+//   - `slicer` is active exactly when the slice is not `idle`; a non-empty backlog means `slicer`
 //     and `spinner` are both active (spinner keeps poll from blocking until the backlog is done).
 //   - `slicer` also refills dispatch's carriers, once a turn, in the check phase.
 //   - Both handles are unreferenced or idle when there is nothing to settle: they never keep a
@@ -54,7 +54,8 @@ class settlement {
 
  private:
   enum class slice : std::uint8_t {
-    closed,   // no slice began since slicer last ran
+    idle,     // slicer is stopped: nothing arrived in its last turn, nothing waits
+    closed,   // slicer runs, no slice began since it last ran
     open,     // jobs settle until the deadline
     expired,  // the deadline passed: arrivals wait in the backlog until the next slice
   };
@@ -62,10 +63,9 @@ class settlement {
 
   bool slice_has_room() noexcept;
   void finish(job_core* j) noexcept;
-  void settle_backlog() noexcept;
 
   core& core_;
-  slice slice_ = slice::closed;
+  slice slice_ = slice::idle;
   unsigned slice_settled_ = 0;
   std::uint64_t slice_deadline_ = 0;
   job_core* backlog_head_ = nullptr;

@@ -6,9 +6,8 @@
 
 namespace uvrt::detail {
 
-void check_not_inherited(const core* c, const char* what) {
-  if (c->inherited())
-    throw usage_error(std::string(what) +
+void throw_inherited(const char* what) {
+  throw usage_error(std::string(what) +
                       ": the runtime was inherited through fork() and belongs to the parent process; "
                       "create a new runtime in the child (destroying the inherited one is allowed)");
 }
