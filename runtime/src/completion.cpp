@@ -40,15 +40,6 @@ cancel_result cancel(job_core* j, cancel_mode mode) {
   return result;
 }
 
-void check_parkable(const job_core* j, const char* what) {
-  if (!j) throw usage_error(std::string(what) + ": the future is empty (moved from or consumed)");
-  const core* c = core_of(j);
-  check_loop_thread(c, what);
-  if (const core* running = tls_top ? tls_top->owner : nullptr; running && running != c)
-    throw usage_error(std::string(what) + ": the future belongs to another runtime, whose loop settles it");
-  if (j->cont) throw usage_error(std::string(what) + ": the future is already awaited or has a continuation");
-}
-
 void park(job_core* j, continuation* k, const char* what) {
   check_parkable(j, what);
   j->cont = k;

@@ -8,7 +8,7 @@
 
 namespace uvrt::detail {
 
-[[gnu::tls_model("initial-exec")]] thread_local frame* tls_top = nullptr;
+[[gnu::tls_model("initial-exec")]] constinit thread_local frame* tls_top = nullptr;
 
 namespace {
 

@@ -38,7 +38,8 @@ struct frame {
 // The top of this thread's stack of frames. Read on every continuation, so callback_scope is
 // inline; the initial-exec model makes it a plain load instead of a __tls_get_addr call from a
 // shared library.
-[[gnu::tls_model("initial-exec")]] extern thread_local frame* tls_top;
+// constinit: no dynamic initialisation, so other files read it without a TLS wrapper call.
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local frame* tls_top;
 
 // Defined inline at the end of core.hpp, which has the core it reads.
 class callback_scope {

@@ -12,12 +12,7 @@ void settlement::finish(job_core* j) noexcept {
   j->vt->finish(j);
 }
 
-void settlement::arrive(job_core* j, bool may_settle_now) noexcept {
-  assert(place_of(j) == job_place::arrived);
-  if (may_settle_now && !backlog_head_ && slice_has_room()) {
-    finish(j);
-    return;
-  }
+void settlement::wait(job_core* j) noexcept {
   j->next = nullptr;
   ++waiting_;
   if (backlog_tail_) {
@@ -33,19 +28,17 @@ void settlement::arrive(job_core* j, bool may_settle_now) noexcept {
   backlog_tail_ = j;
 }
 
-bool settlement::slice_has_room() noexcept {
-  if (slice_ <= slice::closed) {
-    // slicer ends the slice after the poll.
-    if (slice_ == slice::idle) uv_check_start(&slicer, &on_check);
-    slice_ = slice::open;
-    slice_settled_ = 0;
-    slice_deadline_ = uv_hrtime() + slice_ns;
-  }
-  if (slice_ == slice::expired) return false;
-  if (++slice_settled_ % 16 == 0 && uv_hrtime() >= slice_deadline_) {
-    slice_ = slice::expired;
-    return false;
-  }
+void settlement::open_slice() noexcept {
+  // slicer ends the slice after the poll.
+  if (slice_ == slice::idle) uv_check_start(&slicer, &on_check);
+  slice_ = slice::open;
+  slice_settled_ = 0;
+  slice_deadline_ = uv_hrtime() + slice_ns;
+}
+
+bool settlement::slice_expires() noexcept {
+  if (uv_hrtime() < slice_deadline_) return false;
+  slice_ = slice::expired;
   return true;
 }
 

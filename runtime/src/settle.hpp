@@ -37,8 +37,11 @@ class settlement {
   explicit settlement(core& owner) noexcept : core_(owner) {}
 
   // A job that is now `arrived`: settled now if `may_settle_now`, the slice has room and nothing
-  // waits before it; else appended to the backlog.
-  void arrive(job_core* j, bool may_settle_now) noexcept;
+  // waits before it; else appended to the backlog. Inline: it is on every job's path.
+  void arrive(job_core* j, bool may_settle_now) noexcept {
+    if (may_settle_now && !backlog_head_ && slice_has_room()) finish(j);
+    else wait(j);
+  }
 
   template <class F>
   void for_each_waiting(F&& f) const {
@@ -61,7 +64,14 @@ class settlement {
   };
   static constexpr std::uint64_t slice_ns = 200'000;
 
-  bool slice_has_room() noexcept;
+  bool slice_has_room() noexcept {
+    if (slice_ <= slice::closed) open_slice();
+    if (slice_ == slice::expired) return false;
+    return ++slice_settled_ % 16 != 0 || !slice_expires();
+  }
+  void open_slice() noexcept;
+  bool slice_expires() noexcept;  // reads the clock: true (and the slice expired) past the deadline
+  void wait(job_core* j) noexcept;
   void finish(job_core* j) noexcept;
 
   core& core_;
