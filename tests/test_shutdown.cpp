@@ -603,6 +603,7 @@ void an_application_timer_on_the_runtime_loop_never_runs_after_the_destructor(vo
   assert_int_equal(destroyed.load(), 1);
 }
 
+#ifndef UVRT_TEST_NO_ALLOCATOR
 // An eager coroutine (it runs at once, and its frame goes at its end), so that a continuation of
 // the test's own can be parked on a future without a task or then().
 struct eager {
@@ -625,7 +626,6 @@ eager refuse_allocations_once_resumed(uvrt::future<int>& f, bool& resumed) {
   refuse_allocations = true;
 }
 
-#ifndef UVRT_TEST_NO_ALLOCATOR
 // r12: shutdown makes room, before its first turn, to defer the continuation of every running
 // job, so that abandoning them at the deadline (noexcept) allocates nothing. A continuation
 // deferred earlier (abandoned by cancel) is resumed in that first turn, and from then on every
