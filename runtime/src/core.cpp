@@ -3,7 +3,6 @@
 
 #include <pthread.h>
 
-#include <atomic>
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
@@ -34,25 +33,21 @@ void stop_inherited_turns() noexcept {
   for (frame* f = tls_top; f; f = f->prev) uv_stop(f->loop);
 }
 
-unsigned current_fork_generation() {
+}  // namespace
+
+// In the child, every core alive at fork() is the parent's: it is marked once, here, so that
+// inherited() is one load on every job (getpid() would be a system call in glibc).
+void core::install_fork_handler() {
   std::call_once(fork_handler_installed, [] {
     if (pthread_atfork([] { live_mutex.lock(); }, [] { live_mutex.unlock(); },
                        [] {
+                         for (core* c = live_head; c; c = c->live_next_) c->inherited_ = true;
                          live_mutex.unlock();
-                         fork_generation.fetch_add(1, std::memory_order_relaxed);
                          stop_inherited_turns();
                        }) != 0)
       throw std::bad_alloc();
   });
-  return fork_generation.load(std::memory_order_relaxed);
 }
-
-}  // namespace
-
-// Bumped in every child process fork() makes: a core made in an earlier generation is the
-// parent's. A pthread_atfork handler rather than getpid(), which is a system call in glibc and
-// would be paid on every to_thread.
-std::atomic<unsigned> fork_generation{0};
 
 void fatal(const char* message) noexcept {
   std::fprintf(stderr, "uvrt: fatal usage error: %s\n", message);
@@ -64,8 +59,8 @@ core::core(uv_loop_t* app_loop, int pool_size)
       owns_loop(app_loop == nullptr),
       dispatch_(*this, pool_size),
       settle_(*this),
-      mail_(*this),
-      generation_(current_fork_generation()) {
+      mail_(*this) {
+  install_fork_handler();
   if (owns_loop) {
     if (int rc = uv_loop_init(&own_loop_); rc != 0)
       throw std::runtime_error(std::string("uvrt::runtime: uv_loop_init failed: ") + uv_strerror(rc));

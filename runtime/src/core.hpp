@@ -26,7 +26,6 @@
 
 #include <uv.h>
 
-#include <atomic>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
@@ -46,9 +45,6 @@ namespace uvrt::detail {
 
 class turn_scope;
 
-// Bumped in every child process fork() makes (core.cpp). Read on every job, so it is inline.
-extern std::atomic<unsigned> fork_generation;
-
 class core {
  public:
   core(uv_loop_t* app_loop, int pool_size);  // app_loop null: create and own a loop
@@ -62,8 +58,8 @@ class core {
 
   // True in a child process forked after this core was made: the loop and its jobs are the
   // parent's, so nothing here may turn, close or drain it (they share the epoll instance and the
-  // loop's eventfds). Cheap: a comparison with a counter bumped by a fork handler.
-  bool inherited() const noexcept { return generation_ != fork_generation.load(std::memory_order_relaxed); }
+  // loop's eventfds). One load: the fork handler marks the cores in the child.
+  bool inherited() const noexcept { return inherited_; }
 
   // The live core one of whose handles `h` is, or null: an own loop being closed must leave the
   // handles of other runtimes embedded in it to their own teardowns.
@@ -144,6 +140,7 @@ class core {
   void release_unheld() noexcept;  // phase closed, no uvrt frame holds the core: free it now
   void destroy() noexcept;         // frees the core (closing an own loop first)
 
+  static void install_fork_handler();
   void init_handles();
   void close_handles(uv_close_cb closed) noexcept;
   void close_foreign_handles() noexcept;
@@ -154,7 +151,7 @@ class core {
   std::size_t stragglers_ = 0;  // jobs shutdown() abandoned that libuv has not handed back
   std::size_t jobs_ = 0;        // jobs taken and not yet finished (debug builds)
   int open_handles_ = 0;
-  unsigned generation_;         // the fork generation the core was made in
+  bool inherited_ = false;      // set in a forked child by the fork handler (core.cpp)
   uv_timer_t deadline_;         // wakes shutdown's wait at its timeout
 
   uv_loop_t own_loop_;
