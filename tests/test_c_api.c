@@ -1296,6 +1296,121 @@ static void a_forked_child_gets_eforked_from_the_inherited_runtime(void** state)
   assert_int_equal(held->done_status, 0);
 }
 
+/* Reads up to `size` bytes the child wrote to `fd` (then closes it), and reaps the child;
+ * returns how many bytes came. */
+static size_t read_child(int fd, pid_t pid, void* out, size_t size, int* status) {
+  size_t got = 0;
+  while (pid > 0 && got < size) {
+    const ssize_t n = read(fd, (char*)out + got, size - got);
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  *status = -1;
+  if (pid > 0 && waitpid(pid, status, 0) != pid) *status = -1;
+  return got;
+}
+
+static int quick_work(uvrt_job_t* job, void* arg, void** result) {
+  (void)job;
+  (void)arg;
+  (void)result;
+  return 0;
+}
+
+static pid_t forked_in_done = -1;
+
+static void forking_done(uvrt_job_t* job, int status, void* result, void* arg) {
+  (void)job;
+  (void)status;
+  (void)result;
+  (void)arg;
+  fflush(stdout);
+  fflush(stderr);
+  forked_in_done = fork();
+  if (forked_in_done == 0) alarm(5); /* the child: a hang shows as SIGALRM */
+}
+
+/* A done callback forks while uvrt_runtime_run turns the loop. In the child, run returns into
+ * it: the loop was stopped (it is the parent's) and run says UVRT_EFORKED, not UVRT_EEXCEPTION,
+ * which would say a done callback threw; destroy then returns 0. The parent's run returns 0. */
+static void a_child_forked_in_a_done_callback_gets_eforked_from_run(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  forked_in_done = -1;
+  assert_int_equal(uvrt_job_submit(fx->rt, NULL, quick_work, forking_done, NULL), 0);
+  const int run_rc = uvrt_runtime_run(fx->rt);
+  if (forked_in_done == 0) {
+    close(fds[0]);
+    int codes[2] = {run_rc, uvrt_runtime_destroy(fx->rt)};
+    _exit(write(fds[1], codes, sizeof codes) == (ssize_t)sizeof codes ? 0 : 2);
+  }
+  close(fds[1]);
+  int codes[2] = {1, 1};
+  int status;
+  const size_t got = read_child(fds[0], forked_in_done, codes, sizeof codes, &status);
+
+  assert_true(forked_in_done > 0);
+  assert_int_equal(run_rc, 0);
+  if (WIFSIGNALED(status)) fail_msg("the child was killed by signal %d (14: it hung)", WTERMSIG(status));
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_int_equal(got, sizeof codes);
+  assert_string_equal(uvrt_err_name(codes[0]), "UVRT_EFORKED");
+  assert_int_equal(codes[1], 0);
+}
+
+struct fork_from_thread {
+  uvrt_job_t* job;
+  int code;
+  size_t got;
+  pid_t pid;
+  int status;
+};
+
+static void* fork_and_cancel(void* arg) {
+  struct fork_from_thread* f = arg;
+  int fds[2];
+  if (pipe(fds) != 0) return NULL;
+  f->pid = fork();
+  if (f->pid == 0) {
+    alarm(5);
+    close(fds[0]);
+    const int code = uvrt_job_cancel(f->job);
+    _exit(write(fds[1], &code, sizeof code) == (ssize_t)sizeof code ? 0 : 2);
+  }
+  close(fds[1]);
+  f->got = read_child(fds[0], f->pid, &f->code, sizeof f->code, &f->status);
+  return NULL;
+}
+
+/* fork() on a thread other than the loop thread, with a job of the parent's in flight: the child
+ * has no loop thread at all, and cancelling that job there gives UVRT_EFORKED (not UVRT_ETHREAD).
+ * The parent's job still settles with its own status. */
+static void a_child_forked_on_another_thread_gets_eforked_from_cancel(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* held = new_call(fx, fx->rt);
+  held->hold = true;
+  assert_int_equal(submit(held, true), 0);
+  assert_true(wait_for(&fx->started, 1));
+  struct fork_from_thread f = {.job = held->handle, .code = 1, .pid = -1, .status = -1};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, fork_and_cancel, &f), 0);
+  pthread_join(t, NULL);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_true(f.pid > 0);
+  if (WIFSIGNALED(f.status)) fail_msg("the child was killed by signal %d (14: it hung)", WTERMSIG(f.status));
+  assert_true(WIFEXITED(f.status));
+  assert_int_equal(WEXITSTATUS(f.status), 0);
+  assert_int_equal(f.got, sizeof f.code);
+  assert_string_equal(uvrt_err_name(f.code), "UVRT_EFORKED");
+  assert_int_equal(held->done_calls, 1);
+  assert_int_equal(held->done_status, 0);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1330,6 +1445,8 @@ int main(void) {
       TEST(pool_size_must_match_the_running_pool),
       TEST(null_arguments_are_refused_with_einval_without_crashing),
       TEST(a_forked_child_gets_eforked_from_the_inherited_runtime),
+      TEST(a_child_forked_in_a_done_callback_gets_eforked_from_run),
+      TEST(a_child_forked_on_another_thread_gets_eforked_from_cancel),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

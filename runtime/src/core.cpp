@@ -23,6 +23,7 @@ std::once_flag fork_handler_installed;
 // application's. Held across fork() by the handlers below, so a child never inherits it locked.
 std::mutex live_mutex;
 core* live_head = nullptr;
+bool forked_child = false;  // set by the fork handler, in the child only
 
 // In a child forked from inside uvrt's frames (a continuation, a posted callable, a done callback,
 // or the application's callback while run or block_on turns the loop): every loop with a frame on
@@ -41,6 +42,7 @@ void core::install_fork_handler() {
   std::call_once(fork_handler_installed, [] {
     if (pthread_atfork([] { live_mutex.lock(); }, [] { live_mutex.unlock(); },
                        [] {
+                         forked_child = true;
                          for (core* c = live_head; c; c = c->live_next_) c->inherited_ = true;
                          live_mutex.unlock();
                          stop_inherited_turns();
@@ -83,6 +85,8 @@ core::~core() {
   else live_head = live_next_;
   if (live_next_) live_next_->live_prev_ = live_prev_;
 }
+
+bool core::in_forked_child() noexcept { return forked_child; }
 
 bool core::owns(const uv_handle_t* h) const noexcept {
   return h == reinterpret_cast<const uv_handle_t*>(&mail_.wakeup) ||

@@ -60,6 +60,8 @@ class core {
   // parent's, so nothing here may turn, close or drain it (they share the epoll instance and the
   // loop's eventfds). One load: the fork handler marks the cores in the child.
   bool inherited() const noexcept { return inherited_; }
+  // True in a child process forked after any core existed.
+  static bool in_forked_child() noexcept;
 
   // The live core one of whose handles `h` is, or null: an own loop being closed must leave the
   // handles of other runtimes embedded in it to their own teardowns.

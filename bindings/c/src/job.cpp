@@ -110,7 +110,13 @@ int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work
 
 int uvrt_job_cancel(uvrt_job_t* job) {
   if (!job) return UVRT_EINVAL;
-  if (!on_owner_thread(job)) return UVRT_ETHREAD;
+  if (!on_owner_thread(job)) {
+    // A child forked on another thread has no loop thread at all: a pending job there is the
+    // parent's (its core, inherited, is never freed, and the child has no other thread). In the
+    // parent the core is not touched off its thread: it may be freed meanwhile.
+    if (uvrt::detail::core::in_forked_child() && !job->settled() && job->job.owner->inherited()) return UVRT_EFORKED;
+    return UVRT_ETHREAD;
+  }
   if (job->settled()) return UVRT_EALREADY;
   // Pending, so its core exists (in a forked child, the inherited one is never freed).
   if (job->job.owner->inherited()) return UVRT_EFORKED;

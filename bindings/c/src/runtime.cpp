@@ -79,6 +79,8 @@ int uvrt_runtime_run(uvrt_runtime_t* runtime) {
     uvrt::detail::drive(runtime->core, "uvrt_runtime_run", {}, nullptr, nullptr);
     return 0;
   } catch (...) {
+    // A done callback forked and this is the child: the loop was stopped, and is the parent's.
+    if (runtime->core->inherited()) return UVRT_EFORKED;
     // drive rethrows what a done callback threw (uvrt caught it so the loop could go on).
     return UVRT_EEXCEPTION;
   }
