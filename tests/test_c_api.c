@@ -1238,6 +1238,21 @@ static void null_arguments_are_refused_with_einval_without_crashing(void** state
 /* ------------------------------------------------------------------------------------------- */
 /* fork */
 
+/* Reads up to `size` bytes the child wrote to `fd` (then closes it), and reaps the child;
+ * returns how many bytes came. */
+static size_t read_child(int fd, pid_t pid, void* out, size_t size, int* status) {
+  size_t got = 0;
+  while (pid > 0 && got < size) {
+    const ssize_t n = read(fd, (char*)out + got, size - got);
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  *status = -1;
+  if (pid > 0 && waitpid(pid, status, 0) != pid) *status = -1;
+  return got;
+}
+
 /* r07 through the C API: in a forked child, with a job of the parent's in flight, the inherited
  * runtime refuses uvrt_job_submit and uvrt_runtime_run with UVRT_EFORKED (and writes nothing to
  * *job), and uvrt_runtime_destroy returns 0 at once (the child's alarm(5) kills it otherwise).
@@ -1267,15 +1282,9 @@ static void a_forked_child_gets_eforked_from_the_inherited_runtime(void** state)
   }
   close(fds[1]);
   int codes[4] = {1, 1, 1, 1};
-  size_t got = 0;
-  while (pid > 0 && got < sizeof codes) {
-    const ssize_t n = read(fds[0], (char*)codes + got, sizeof codes - got);
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  close(fds[0]);
-  int status = -1;
-  const bool reaped = pid > 0 && waitpid(pid, &status, 0) == pid;
+  int status;
+  const size_t got = read_child(fds[0], pid, codes, sizeof codes, &status);
+  const bool reaped = status != -1;
   atomic_store(&fx->gate_open, true);
   arm_watchdog("the parent's uvrt_runtime_run after its child destroyed the inherited runtime");
   const int run_rc = uvrt_runtime_run(fx->rt);
@@ -1294,21 +1303,6 @@ static void a_forked_child_gets_eforked_from_the_inherited_runtime(void** state)
   assert_int_equal(run_rc, 0);
   assert_int_equal(held->done_calls, 1);
   assert_int_equal(held->done_status, 0);
-}
-
-/* Reads up to `size` bytes the child wrote to `fd` (then closes it), and reaps the child;
- * returns how many bytes came. */
-static size_t read_child(int fd, pid_t pid, void* out, size_t size, int* status) {
-  size_t got = 0;
-  while (pid > 0 && got < size) {
-    const ssize_t n = read(fd, (char*)out + got, size - got);
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  close(fd);
-  *status = -1;
-  if (pid > 0 && waitpid(pid, status, 0) != pid) *status = -1;
-  return got;
 }
 
 static int quick_work(uvrt_job_t* job, void* arg, void** result) {
