@@ -41,8 +41,17 @@ class UVRT_EXTERN runtime_closed_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// to_thread found as many of the runtime's jobs waiting as options::max_queued allows; nothing was
+// queued (tokio's try_send, a bounded queue's "full"). Retry later, or shed the request.
+class UVRT_EXTERN queue_full_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // UV_THREADPOOL_SIZE or options::threadpool_size is not a whole number from 1 to 1024, or asks
-// for a size other than the one libuv's process-wide pool is already running with.
+// for a size other than the one libuv's process-wide pool is already running with; or
+// options::reserved_threads is out of range (0 to the pool size - 1) or differs from the value
+// the process already uses.
 class UVRT_EXTERN threadpool_size_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -54,7 +54,9 @@
 
 #include "errors.hpp"
 #include "future.hpp"
+#include "limiter.hpp"
 #include "options.hpp"
+#include "stats.hpp"
 #include "task.hpp"
 
 namespace uvrt {
@@ -110,15 +112,20 @@ void check_callable(const F& f, const char* what) {
   if (empty) throw std::invalid_argument(std::string(what) + ": the callable is null or empty");
 }
 
+// job_options come first in to_thread's overload that takes them; a callable never is one.
+template <class F>
+concept not_job_options = !std::is_same_v<std::remove_cvref_t<F>, job_options>;
+
 template <class F, class... Args>
-future<to_thread_result_t<F, Args...>> to_thread_on(core* c, const char* what, F&& f, Args&&... args) {
+future<to_thread_result_t<F, Args...>> to_thread_on(core* c, const char* what, const job_options& opts, F&& f,
+                                                    Args&&... args) {
   static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...> ||
                     std::is_invocable_v<std::decay_t<F>, std::stop_token, std::decay_t<Args>...>,
                 "uvrt::to_thread: f must be invocable as f(args...) or f(std::stop_token, args...) "
                 "with its arguments passed as rvalues");
   using R = to_thread_result_t<F, Args...>;
   check_callable(f, what);
-  return adopt_future<R>(make_job<R>(c, std::forward<F>(f), std::forward<Args>(args)...));
+  return adopt_future<R>(make_job<R>(c, opts, std::forward<F>(f), std::forward<Args>(args)...));
 }
 
 template <class F>
@@ -157,11 +164,24 @@ class UVRT_EXTERN runtime {
   // now; f is invoked once, on a worker, with its arguments as rvalues, and destroyed there.
   // Returns a future for its result. Must be called on the loop thread (usage_error otherwise;
   // other threads use post()); throws runtime_closed_error once teardown began and
-  // std::invalid_argument for a null callable. When it throws, nothing was queued.
-  template <class F, class... Args>
+  // std::invalid_argument for a null callable, and queue_full_error when options::max_queued jobs
+  // wait already. When it throws, nothing was queued.
+  template <detail::not_job_options F, class... Args>
   future<detail::to_thread_result_t<F, Args...>> to_thread(F&& f, Args&&... args) {
-    return detail::to_thread_on(core_, "uvrt::runtime::to_thread", std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::to_thread_on(core_, "uvrt::runtime::to_thread", job_options{}, std::forward<F>(f),
+                                std::forward<Args>(args)...);
   }
+
+  // to_thread with options for this one job: a limiter (see limiter.hpp).
+  template <class F, class... Args>
+  future<detail::to_thread_result_t<F, Args...>> to_thread(const job_options& opts, F&& f, Args&&... args) {
+    return detail::to_thread_on(core_, "uvrt::runtime::to_thread", opts, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  // What the runtime is doing: counters, gauges and latencies (stats.hpp). On the loop thread
+  // (usage_error otherwise; other threads can post() a call). Reading them costs a pass over a
+  // few histograms, nothing on the jobs' path.
+  runtime_stats stats() const;
 
   // Turns the loop until `f` settles (uv_stop does not end it early), then returns its value or
   // rethrows. For a pending future: on the loop thread only, not from inside the loop (inside a
@@ -226,13 +246,18 @@ class UVRT_EXTERN runtime {
 // run, a task or a continuation). Throws no_runtime_error where there is none, for example on a
 // thread of its own or on a pool worker.
 template <class F, class... Args>
-future<detail::to_thread_result_t<F, Args...>> to_thread(F&& f, Args&&... args) {
+future<detail::to_thread_result_t<F, Args...>> to_thread(const job_options& opts, F&& f, Args&&... args) {
   detail::core* c = detail::current_core();
   if (!c)
     throw no_runtime_error(
         "uvrt::to_thread: no runtime is running on this thread; call it inside runtime::block_on, "
         "runtime::run or a uvrt::task, or use runtime::to_thread");
-  return detail::to_thread_on(c, "uvrt::to_thread", std::forward<F>(f), std::forward<Args>(args)...);
+  return detail::to_thread_on(c, "uvrt::to_thread", opts, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+template <detail::not_job_options F, class... Args>
+future<detail::to_thread_result_t<F, Args...>> to_thread(F&& f, Args&&... args) {
+  return to_thread(job_options{}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 // From a job running on the pool: runs f(args...) on the loop thread of the job's runtime,

@@ -34,6 +34,7 @@
 
 #include "../cancel.hpp"
 #include "../export.h"
+#include "../options.hpp"
 
 namespace uvrt::detail {
 
@@ -258,7 +259,7 @@ UVRT_EXTERN void submit(core* c, job_core* j) noexcept;
 
 // Builds a job for `f(args...)` and submits it; returns the job with the future's reference.
 template <class R, class F, class... Args>
-job_core* make_job(core* c, F&& f, Args&&... args) {
+job_core* make_job(core* c, const job_options& opts, F&& f, Args&&... args) {
   check_submit(c);
   using Call = bound_call<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(fits_block<Call>, "uvrt::to_thread: over-aligned callables are not supported");
@@ -304,6 +305,7 @@ job_core* make_job(core* c, F&& f, Args&&... args) {
       throw;
     }
   }
+  (void)opts;
   submit(c, j);
   return j;
 }
