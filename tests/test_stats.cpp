@@ -181,27 +181,6 @@ void huge_values_land_in_the_last_bucket(void**) {
   assert_true(to_latency(s, 1.0).max == std::chrono::nanoseconds::max());
 }
 
-void since_stamp_is_modular(void**) {
-  using uvrt::detail::since_stamp;
-  using uvrt::detail::stamp;
-  // A stamp just below the 32-bit wrap, with bits above 2^40 set in the ticks.
-  const std::uint64_t t = (std::uint64_t{5} << 40) | (std::uint64_t{0xffff'fffd} << 8) | 0x37;
-  const std::uint32_t s = stamp(t);
-  assert_int_equal(s, 0xffff'fffd);
-  const std::uint64_t later = t + 1000;  // the stamp wraps to 1
-  assert_int_equal(stamp(later), 1);
-  assert_int_equal(since_stamp(s, later), 4 * 256);  // stamps 0xfffffffd -> 1: 4 of 256 ticks
-  assert_int_equal(since_stamp(s, t), 0);
-  // Within 256 ticks of the true wait, for waits below 2^40 - 256 (the stamp drops the low byte).
-  for (std::uint64_t wait : {std::uint64_t{0}, std::uint64_t{255}, std::uint64_t{256}, std::uint64_t{99'999},
-                             (std::uint64_t{1} << 40) - 512}) {
-    const std::uint64_t got = since_stamp(s, t + wait);
-    assert_true(got <= wait + 255 && got + 255 >= wait);
-  }
-  // A wait of 2^40 ticks or more is recorded modulo 2^40.
-  assert_int_equal(since_stamp(s, t + (std::uint64_t{1} << 40) + 512), 512);
-}
-
 // Reads the tick counter and steady_clock together: of many tries, the one with the readings
 // closest together, so that a preemption between them does not skew the pair.
 struct clock_pair {
@@ -322,7 +301,6 @@ int main() {
       cmocka_unit_test(ticks_become_nanoseconds_at_the_given_rate),
       cmocka_unit_test(an_empty_recorder_reports_zeros),
       cmocka_unit_test(huge_values_land_in_the_last_bucket),
-      cmocka_unit_test(since_stamp_is_modular),
       cmocka_unit_test(ns_per_tick_agrees_with_steady_clock),
       cmocka_unit_test(add_to_sums_recorders),
       cmocka_unit_test(snapshots_while_a_writer_records),

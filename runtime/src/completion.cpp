@@ -15,6 +15,9 @@ namespace uvrt::detail {
 
 void complete(job_core* j) noexcept {
   if (j->flags & flag_abandoned) return;  // settled by an abandon; its continuation was deferred
+  auto& counters = core_of(j)->counters;
+  ++counters.settled;
+  if (j->outcome == job_state::cancelled) ++counters.cancelled;
   continuation* k = j->cont;
   if (k) j->cont = nullptr;
   j->state.store(j->outcome, std::memory_order_release);

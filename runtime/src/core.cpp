@@ -56,10 +56,11 @@ void fatal(const char* message) noexcept {
   std::abort();
 }
 
-core::core(uv_loop_t* app_loop, int pool_size)
+core::core(uv_loop_t* app_loop, int slots, std::size_t max_queued)
     : loop(app_loop ? app_loop : &own_loop_),
       owns_loop(app_loop == nullptr),
-      dispatch_(*this, pool_size),
+      max_queued(max_queued),
+      dispatch_(*this, slots),
       settle_(*this),
       mail_(*this) {
   install_fork_handler();
@@ -90,6 +91,7 @@ bool core::in_forked_child() noexcept { return forked_child; }
 
 bool core::owns(const uv_handle_t* h) const noexcept {
   return h == reinterpret_cast<const uv_handle_t*>(&mail_.wakeup) ||
+         h == reinterpret_cast<const uv_handle_t*>(&dispatch_.wake) ||
          h == reinterpret_cast<const uv_handle_t*>(&settle_.slicer) ||
          h == reinterpret_cast<const uv_handle_t*>(&settle_.spinner) ||
          h == reinterpret_cast<const uv_handle_t*>(&deadline_);
@@ -102,31 +104,36 @@ core* core::owner_of(const uv_handle_t* h) noexcept {
   return nullptr;
 }
 
-// Only uv_async_init can fail (it needs an eventfd), and it comes first, so a failure leaves
-// nothing of the runtime linked into the loop. The other three only fill in their structs.
+// Only uv_async_init can fail (the loop's first one needs an eventfd), and the async handles come
+// first, so a failure leaves nothing of the runtime linked into the loop (a second async handle
+// cannot fail once the first one has the eventfd). The other three only fill in their structs.
 void core::init_handles() {
   if (int rc = uv_async_init(loop, &mail_.wakeup, &mailbox::on_wakeup); rc != 0)
     throw std::runtime_error(std::string("uvrt::runtime: uv_async_init failed: ") + uv_strerror(rc));
-  [[maybe_unused]] int rc = uv_check_init(loop, &settle_.slicer);
+  [[maybe_unused]] int rc = uv_async_init(loop, &dispatch_.wake, &dispatch::on_wake);
+  assert(rc == 0);
+  rc = uv_check_init(loop, &settle_.slicer);
   assert(rc == 0);
   rc = uv_idle_init(loop, &settle_.spinner);
   assert(rc == 0);
   rc = uv_timer_init(loop, &deadline_);
   assert(rc == 0);
-  uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(&mail_.wakeup), reinterpret_cast<uv_handle_t*>(&settle_.slicer),
-                            reinterpret_cast<uv_handle_t*>(&settle_.spinner), reinterpret_cast<uv_handle_t*>(&deadline_)};
+  uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(&mail_.wakeup), reinterpret_cast<uv_handle_t*>(&dispatch_.wake),
+                            reinterpret_cast<uv_handle_t*>(&settle_.slicer), reinterpret_cast<uv_handle_t*>(&settle_.spinner),
+                            reinterpret_cast<uv_handle_t*>(&deadline_)};
   for (uv_handle_t* h : handles) {
     h->data = this;
     // None keeps the loop alive on its own: wakeup is referenced only while continuations wait
-    // in the mailbox; spinner is never unreferenced, but active only while the backlog is not
-    // empty (settle.hpp).
+    // in the mailbox, wake only while jobs wait with no carrier out for them (dispatch.hpp);
+    // spinner is never unreferenced, but active only while the backlog is not empty (settle.hpp).
     if (h != reinterpret_cast<uv_handle_t*>(&settle_.spinner)) uv_unref(h);
   }
-  open_handles_ = 4;
+  open_handles_ = 5;
 }
 
 void core::close_handles(uv_close_cb closed) noexcept {
   uv_close(reinterpret_cast<uv_handle_t*>(&mail_.wakeup), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&dispatch_.wake), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&settle_.slicer), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&settle_.spinner), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_), closed);

@@ -1,7 +1,9 @@
 // The runtime's core: everything a runtime owns, kept out of the public headers. This file is the
 // composition root; each concern lives in a unit of its own, in the order a job meets them:
 //
-//   dispatch.*    the runtime's queue and its carriers: how a job reaches libuv and comes back
+//   tokens.*      limiters: jobs waiting for a token, and tokens handed on between runtimes
+//   dispatch.*    the runtime's queue and its carriers: how a job reaches a pool thread and back
+//   pool_slots.*  the process-wide count of pool threads uvrt's carriers may hold
 //   settle.*      slices and the backlog: when a job that came back settles its future
 //   completion.cpp  settling one future: continuations, cancel(), park/unpark
 //   mailbox.*     posts from other threads and continuations deferred by an abandon
@@ -12,16 +14,17 @@
 // loop (its own or the application's), the units, the handles they own, and the phase.
 //
 // Invariants (asserted in debug builds by check_invariants and at each transition):
-//   - A job the runtime has taken and not yet finished is in exactly one place (job_place): the
-//     queue, a carrier, or the backlog; in debug builds `jobs_` counts them and must equal the
-//     sum of the three.
+//   - A job the runtime has taken and not yet finished is in exactly one place (job_place): a
+//     limiter's line, dispatch (queued, running or returned), or the backlog; in debug builds
+//     `jobs_` counts them and must equal the sum of the three.
 //   - Every job is finished (its future settled, its continuation resumed or deferred) exactly
 //     once, on the loop thread.
 //   - A job's future is pending only while its core exists: the core is freed only once no job
 //     is in flight except those shutdown() abandoned, whose futures have settled already.
-//   - uvrt's four handles (mailbox's wakeup, settlement's slicer and spinner, the shutdown timer)
-//     are open from construction until the phase `closing` ends, and never after: from then on
-//     nothing of uvrt's is on the loop but libuv's requests for abandoned jobs.
+//   - uvrt's five handles (mailbox's wakeup, dispatch's wake, settlement's slicer and spinner,
+//     the shutdown timer) are open from construction until the phase `closing` ends, and never
+//     after: from then on nothing of uvrt's is on the loop but carriers coming back (some with
+//     abandoned jobs).
 #pragma once
 
 #include <uv.h>
@@ -39,6 +42,7 @@
 #include "lifecycle.hpp"
 #include "mailbox.hpp"
 #include "settle.hpp"
+#include "tokens.hpp"
 #include "uvrt/runtime.hpp"
 
 namespace uvrt::detail {
@@ -47,7 +51,8 @@ class turn_scope;
 
 class core {
  public:
-  core(uv_loop_t* app_loop, int pool_size);  // app_loop null: create and own a loop
+  // app_loop null: create and own a loop. `slots`: pool_slots(), the most carriers it may have out.
+  core(uv_loop_t* app_loop, int slots, std::size_t max_queued);
   core(const core&) = delete;
   core& operator=(const core&) = delete;
 
@@ -55,6 +60,7 @@ class core {
   uv_loop_t* const loop;
   const bool owns_loop;
   const std::thread::id owner = std::this_thread::get_id();
+  const std::size_t max_queued;  // options::max_queued: 0 for no bound
 
   // True in a child process forked after this core was made: the loop and its jobs are the
   // parent's, so nothing here may turn, close or drain it (they share the epoll instance and the
@@ -68,6 +74,7 @@ class core {
   static core* owner_of(const uv_handle_t* h) noexcept;
 
   // --- the units, in the order a job meets them ---
+  token_waits tokens_;
   dispatch dispatch_;
   settlement settle_;
   mailbox mail_;
@@ -90,19 +97,35 @@ class core {
   void progress() noexcept {
     if (phase_ == phase::detached) progress_detached();
   }
-  // A job libuv handed back (dispatch's after-work callback): to the settlement, or, for a job
-  // shutdown() abandoned, finished at once. Inline: it is on every job's path.
-  void job_back(job_core* j) noexcept {
+  // A job a carrier returned (dispatch's take_returns): its token to the next job of its
+  // limiter, then to the settlement, or, for a job shutdown() abandoned, finished at once.
+  // Inline: it is on every job's path. Not `settle_now`: to the backlog, whatever the slice.
+  void job_back(job_core* j, bool settle_now = true) noexcept {
+    if (j->flags & flag_limited) [[unlikely]] give_token_back(*this, j);
     if (j->flags & flag_straggler) [[unlikely]] {
       straggler_back(j);
       return;
     }
     assert(phase_ < phase::closing && "once settled, only abandoned jobs come back");
     if (phase_ == phase::detached) [[unlikely]] check_handles_open();
-    move_job(j, job_place::carried, job_place::arrived);
-    settle_.arrive(j, true);
+    move_job(j, job_place::dispatched, job_place::arrived);
+    settle_.arrive(j, settle_now);
     progress();
   }
+  // A carrier is back (its after-work callback, after its returns were taken): carriers go out
+  // again while the runtime is open; in teardown, the last one may end it.
+  void carrier_back() noexcept;
+  std::size_t limited_jobs() const noexcept { return tokens_.count(); }
+  // Jobs that wait to run: for a limiter's token, or in the queue (options::max_queued).
+  std::size_t waiting_jobs() const noexcept { return tokens_.count() + dispatch_.queued(); }
+
+  // What runtime::stats() counts (loop thread).
+  struct {
+    std::uint64_t submitted = 0;
+    std::uint64_t settled = 0;
+    std::uint64_t cancelled = 0;
+    std::uint64_t abandoned = 0;
+  } counters;
   // Counts a job in or out of flight (dispatch takes it, the settlement finishes it), for the
   // invariants: debug builds only, since it is on every job's path.
   void count_in() noexcept {
@@ -116,6 +139,7 @@ class core {
 #endif
   }
   void check_invariants() const noexcept;
+  runtime_stats stats() const;  // stats.cpp
 
   // --- drive (drive.cpp) ---
   std::exception_ptr unhandled;  // thrown by a continuation or posted callable, for run/block_on
@@ -150,7 +174,7 @@ class core {
   bool owns(const uv_handle_t* h) const noexcept;
 
   phase phase_ = phase::open;
-  std::size_t stragglers_ = 0;  // jobs shutdown() abandoned that libuv has not handed back
+  std::size_t stragglers_ = 0;  // jobs shutdown() abandoned that no carrier has returned
   std::size_t jobs_ = 0;        // jobs taken and not yet finished (debug builds)
   int open_handles_ = 0;
   bool inherited_ = false;      // set in a forked child by the fork handler (core.cpp)

@@ -1,135 +1,331 @@
-// Dispatch: the runtime's queue and carriers. See dispatch.hpp for the design and invariants.
+// Dispatch: the runtime's queue and its carriers. See dispatch.hpp for the design and invariants.
 #include "dispatch.hpp"
 
+#include <new>
+
 #include "core.hpp"
+#include "pool_slots.hpp"
+#include "tokens.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace uvrt::detail {
 
-dispatch::dispatch(core& owner, int pool_size)
-    : core_(owner),
-      carrier_count_(carriers_for(pool_size)),
-      // Not value-initialised: a carrier's fields are set when it is first handed out, so the
-      // pages of carriers a runtime never uses are never touched.
-      carriers_(new carrier[static_cast<std::size_t>(carrier_count_)]) {}
+namespace {
 
+// How long a carrier keeps its thread while jobs keep coming: libuv's own requests queued meanwhile
+// wait at most this long plus one job. Short against a file system request's milliseconds, long
+// against the microsecond it costs to send a carrier again.
+constexpr std::uint64_t slice_ns = 500'000;
+// How long a carrier whose queue ran dry waits for another job before giving its thread back:
+// about what a wake-up of a sleeping thread costs, so a job submitted one at a time (a round trip)
+// finds it still there instead of waking a thread.
+constexpr std::uint64_t spin_ns = 20'000;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+}  // namespace
+
+job_core* reversed(job_core* list) noexcept {
+  job_core* fifo = nullptr;
+  while (list) {
+    job_core* next = list->next;
+    list->next = fifo;
+    fifo = list;
+    list = next;
+  }
+  return fifo;
+}
+
+dispatch::dispatch(core& owner, int slots) : core_(owner), max_carriers_(slots) {}
+
+dispatch::~dispatch() {
+  for (carrier* k : carriers_) delete k;
+}
+
+void dispatch::submit(job_core* j) noexcept {
+  const job_place from = place_of(j);
+  move_job(j, from, job_place::dispatched);
+  if (from == job_place::taken) j->stamp = ticks();
+  bool more;
+  {
+    std::lock_guard lock(mutex_);
+    j->next = nullptr;
+    j->prev = tail_;
+    if (tail_) tail_->next = j;
+    else head_ = j;
+    tail_ = j;
+    const std::size_t n = queued_.load(std::memory_order_relaxed) + 1;
+    queued_.store(n, std::memory_order_relaxed);
+    more = static_cast<std::size_t>(free_carriers_) < n;
+  }
+  ++unreturned_;
+  // A runtime in the slots' line is signalled when one is free: nothing to ask until then.
+  if (more && !in_line_) send_carriers();
+}
+
+void submit(core* c, job_core* j) noexcept {
+  j->owner = c;
+  c->count_in();
+  ++c->counters.submitted;
+  if (j->flags & flag_limited) {
+    j->stamp = ticks();
+    if (!wait_for_token(c, j)) return;
+  }
+  c->dispatch_.submit(j);
+}
+
+carrier* dispatch::idle_carrier() noexcept {
+  if (carrier* k = idle_) {
+    idle_ = k->next_idle;
+    return k;
+  }
+  // A carrier gives its slot back as it leaves its thread, before its after-work callback makes it
+  // idle here: so a runtime may have a few more carriers than slots, and makes them as it needs.
+  try {
+    auto k = std::make_unique<carrier>();
+    running_.reserve(carriers_.size() + 1);
+    carriers_.reserve(carriers_.size() + 1);
+    k->req.data = &core_;
+    k->job = nullptr;
+    running_.push_back(nullptr);
+    carriers_.push_back(k.get());
+    return k.release();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void dispatch::send_carriers() noexcept {
+  int want = 0;
+  {
+    std::lock_guard lock(mutex_);
+    const std::size_t queued = queued_.load(std::memory_order_relaxed);
+    const auto free = static_cast<std::size_t>(free_carriers_);
+    if (wake_open_ && queued > free) want = static_cast<int>(std::min<std::size_t>(queued - free, static_cast<std::size_t>(max_carriers_)));
+  }
+  // A runtime in the slots' line that needs nothing now leaves it (and passes on what it was
+  // granted); one that needs carriers takes what it can and keeps its place for the rest.
+  if (want > 0 || in_line_) {
+    const int got = take_slots(this, want < 0 ? 0 : want);
+    in_line_ = got < want;
+    for (int i = 0; i < got; ++i) {
+      carrier* k = idle_carrier();
+      if (!k) {
+        give_slot();
+        if (out_ == 0) fatal("out of memory for a carrier: the runtime's queued jobs could never run");
+        continue;
+      }
+      {
+        std::lock_guard lock(mutex_);
+        ++free_carriers_;
+      }
+      ++out_;
+      // uv_queue_work fails only for a null work callback.
+      if (uv_queue_work(core_.loop, &k->req, &work, &after_work) != 0) fatal("uv_queue_work failed");
+    }
+  }
+  keep_alive(core_.tokens_.count());
+}
+
+job_core* dispatch::take_job(carrier* k) noexcept {
+  job_core* j = head_;
+  k->job = j;
+  if (!j) return nullptr;
+  head_ = j->next;
+  if (head_) head_->prev = nullptr;
+  else tail_ = nullptr;
+  j->prev = taken_mark;
+  queued_.store(queued_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  --free_carriers_;
+  return j;
+}
+
+// On a pool thread. The only fields of a job touched here are the ones dispatch.hpp gives the
+// carrier: it runs the job (vt->run writes the outcome and the slot) and links it to the returns.
 void dispatch::work(uv_work_t* req) {
-  job_core* j = reinterpret_cast<carrier*>(req)->job;
-  j->vt->run(j);
+  auto* k = reinterpret_cast<carrier*>(req);
+  dispatch& d = static_cast<core*>(req->data)->dispatch_;
+  std::uint64_t now = ticks();
+  const std::uint64_t slice_end = now + ticks_for_ns(slice_ns);
+  const std::uint64_t spin = ticks_for_ns(spin_ns);
+  std::unique_lock lock(d.mutex_);
+  for (;;) {
+    job_core* j = d.take_job(k);
+    if (!j) {
+      // The queue ran dry: wait a moment for the next job before giving the thread back.
+      lock.unlock();
+      const std::uint64_t spin_end = ticks() + spin;
+      while (d.queued_.load(std::memory_order_relaxed) == 0 && ticks() < spin_end) cpu_relax();
+      lock.lock();
+      j = d.take_job(k);
+      if (!j) break;
+      now = ticks();
+    }
+    lock.unlock();
+    k->wait.record(now > j->stamp ? now - j->stamp : 0);
+    j->vt->run(j);
+    const std::uint64_t done = ticks();
+    k->run.record(done - now);
+    now = done;
+    lock.lock();
+    k->job = nullptr;
+    ++d.free_carriers_;
+    j->next = d.returns_;
+    d.returns_ = j;
+    // One signal for all the jobs that return before the loop takes them.
+    if (!j->next && d.wake_open_) uv_async_send(&d.wake);
+    if (now >= slice_end) break;
+  }
+  --d.free_carriers_;
+  lock.unlock();
+  // The thread is libuv's again from here: its slot goes to whoever waits for one now, not when
+  // the loop gets to the after-work callback (an idle loop would hold it for ever).
+  give_slot();
 }
 
 void dispatch::after_work(uv_work_t* req, int status) {
   auto* k = reinterpret_cast<carrier*>(req);
   core& c = *static_cast<core*>(req->data);
-  // A forked child turning an inherited loop (the application's uv_run) sees the parent's jobs
-  // come back: they are the parent's to settle.
+  // A forked child turning an inherited loop (the application's uv_run) sees the parent's carriers
+  // come back: they are the parent's.
   if (c.inherited()) return;
-  dispatch& d = c.dispatch_;
-  job_core* j = k->job;
-  assert((status == 0 || (j->flags & flag_never_ran)) && "libuv cancels only what uv_cancel cancelled");
+  assert(status == 0 && "carriers are never cancelled");
   (void)status;
-  --d.busy_;
-  // The carrier waits for the check phase to take the next queued job: refilling one carrier at
-  // a time wakes a sleeping worker for every job, while refilling them all at once after libuv's
-  // pass wakes each worker once for the lot.
-  k->job = nullptr;
+  dispatch& d = c.dispatch_;
+  --d.out_;
   k->next_idle = d.idle_;
   d.idle_ = k;
-  d.core_.job_back(j);
+  // What the carrier returned after the last signal, and, once `wake` is closed, all of it.
+  d.take_returns();
+  c.carrier_back();
 }
 
-void dispatch::carry(carrier* k, job_core* j, job_place from) noexcept {
-  move_job(j, from, job_place::carried);
-  k->job = j;
-  j->held_by = k;
-  ++busy_;
-  // uv_queue_work fails only for a null work callback.
-  if (uv_queue_work(core_.loop, &k->req, &work, &after_work) != 0) fatal("uv_queue_work failed");
+void dispatch::on_wake(uv_async_t* h) {
+  core& c = *static_cast<core*>(h->data);
+  if (c.inherited()) return;  // the application turns an inherited loop in a forked child
+  dispatch& d = c.dispatch_;
+  d.take_returns();
+  take_granted_tokens(c);
+  d.send_carriers();
+  c.progress();
 }
 
-void dispatch::submit(job_core* j) noexcept {
-  j->owner = &core_;
-  core_.count_in();
-  if (!queue_head_) {
-    if (carrier* k = take_carrier()) {
-      carry(k, j, job_place::taken);
-      return;
-    }
+void dispatch::take_returns() noexcept {
+  job_core* list;
+  {
+    std::lock_guard lock(mutex_);
+    list = returns_;
+    returns_ = nullptr;
   }
-  move_job(j, job_place::taken, job_place::queued);
-  j->next = nullptr;
-  j->prev = queue_tail_;
-  if (queue_tail_) queue_tail_->next = j;
-  else queue_head_ = j;
-  queue_tail_ = j;
-  ++queued_;
+  job_core* fifo = reversed(list);
+  // A continuation may fork: the child takes nothing more of the parent's (lifecycle.hpp).
+  while (fifo && !core_.inherited()) {
+    job_core* next = fifo->next;
+    back(fifo, true);
+    fifo = next;
+  }
 }
 
-void submit(core* c, job_core* j) noexcept { c->dispatch_.submit(j); }
+void dispatch::back(job_core* j, bool settle_now) noexcept {
+  --unreturned_;
+  core_.job_back(j, settle_now);
+}
 
-void dispatch::dequeue(job_core* j) noexcept {
+void dispatch::grant(job_core* j) noexcept {
+  std::lock_guard lock(mutex_);
+  j->next = granted_;
+  granted_ = j;
+  // Open: a runtime with jobs on their way to it is not settled, so it cannot be closing.
+  assert(wake_open_);
+  if (!j->next) uv_async_send(&wake);
+}
+
+job_core* dispatch::take_granted() noexcept {
+  job_core* list;
+  {
+    std::lock_guard lock(mutex_);
+    list = granted_;
+    granted_ = nullptr;
+  }
+  return reversed(list);
+}
+
+void dispatch::unlink(job_core* j) noexcept {
   if (j->prev) j->prev->next = j->next;
-  else queue_head_ = j->next;
+  else head_ = j->next;
   if (j->next) j->next->prev = j->prev;
-  else queue_tail_ = j->prev;
-  --queued_;
+  else tail_ = j->prev;
+  queued_.store(queued_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
-carrier* dispatch::take_carrier() noexcept {
-  if (carrier* k = idle_) {
-    idle_ = k->next_idle;
-    return k;
-  }
-  if (carriers_used_ == carrier_count_) return nullptr;
-  carrier* k = &carriers_[static_cast<std::size_t>(carriers_used_++)];
-  k->req.data = &core_;
-  return k;
-}
-
-void dispatch::refill() noexcept {
-  while (queue_head_) {
-    carrier* k = take_carrier();
-    if (!k) return;
-    job_core* j = queue_head_;
-    dequeue(j);
-    carry(k, j, job_place::queued);
-  }
-}
-
-// uv_cancel at most once per job: after EBUSY the answer cannot change, and after success a
-// second call would only requeue the request. A job still in the runtime's queue never reached
-// libuv: it leaves the queue and joins the backlog, so it settles on the loop's next turn, as a
-// job cancelled in libuv's queue does.
+// A job still in the queue never reached a pool thread: it leaves the queue and joins the
+// backlog, so it settles on a later turn.
 bool dispatch::cancel_if_queued(job_core* j) noexcept {
   if (j->flags & flag_never_ran) return true;
   switch (place_of(j)) {
-    case job_place::queued:
-      dequeue(j);
-      j->flags |= flag_never_ran;
-      j->outcome = job_state::cancelled;
-      move_job(j, job_place::queued, job_place::arrived);
-      core_.settle_.arrive(j, false);
-      return true;
-    case job_place::carried:
-      if (j->flags & flag_uv_busy) return false;
-      if (uv_cancel(reinterpret_cast<uv_req_t*>(&j->held_by->req)) == 0) {
-        // libuv will never run it: the outcome is the loop thread's to write from now on.
-        j->flags |= flag_never_ran;
-        j->outcome = job_state::cancelled;
-        return true;
-      }
-      j->flags |= flag_uv_busy;
-      return false;
+    case job_place::dispatched: {
+      std::lock_guard lock(mutex_);
+      if (j->prev == taken_mark) return false;
+      unlink(j);
+      break;
+    }
+    case job_place::limited:
+      return cancel_waiting_for_token(core_, j);
     case job_place::arrived:
     case job_place::taken:
-      break;
+      return false;
   }
-  return false;
+  --unreturned_;
+  j->flags |= flag_never_ran;
+  j->outcome = job_state::cancelled;
+  move_job(j, job_place::dispatched, job_place::arrived);
+  give_token_back(core_, j);
+  core_.settle_.arrive(j, false);
+  return true;
 }
 
 std::size_t dispatch::cancel_queue() noexcept {
   std::size_t n = 0;
-  for (; queue_head_; ++n) cancel_if_queued(queue_head_);
-  return n;
+  for (;;) {
+    job_core* j;
+    {
+      std::lock_guard lock(mutex_);
+      j = head_;
+    }
+    if (!j) return n;
+    cancel_if_queued(j);
+    ++n;
+  }
+}
+
+void dispatch::close_wake() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    wake_open_ = false;
+  }
+  forget_slots(this);
+}
+
+void dispatch::keep_alive(std::size_t limited) noexcept {
+  const bool want = limited > 0 || (out_ == 0 && queued() > 0);
+  if (want == wake_referenced_) return;
+  wake_referenced_ = want;
+  if (want) uv_ref(reinterpret_cast<uv_handle_t*>(&wake));
+  else uv_unref(reinterpret_cast<uv_handle_t*>(&wake));
+}
+
+void dispatch::add_latencies(latency_sum& wait, latency_sum& run) const noexcept {
+  for (const carrier* k : carriers_) {
+    k->wait.add_to(wait);
+    k->run.add_to(run);
+  }
 }
 
 }  // namespace uvrt::detail

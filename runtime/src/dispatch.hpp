@@ -1,34 +1,49 @@
-// Dispatch: how a job reaches libuv and comes back.
+// Dispatch: how a job reaches a pool thread and comes back.
 //
-// A runtime never gives libuv more than `carrier_count` jobs at a time (at least 1024). Each of
-// its carriers is a uv_work_t of its own that carries one job at a time. A finished carrier waits
-// for the check phase of the same turn, where all the carriers freed in that turn take the next
-// jobs from the runtime's queue together (refill): refilling them one by one as they finish would
-// wake a sleeping worker for each job. So:
-//   - a job waiting in the queue costs its block (56 bytes for an int result) and no uv_work_t;
-//   - libuv's one process-wide queue holds at most carrier_count jobs of each runtime, so the
-//     process's file system and DNS requests wait behind that many jobs, not behind a burst;
-//   - libuv's own pass over finished requests (uv__work_done, which runs every finished request's
-//     callback in one go) handles at most carrier_count requests, which bounds the loop's stall;
-//   - a loop thread that blocks (instead of awaiting) while more than carrier_count of its jobs
-//     are queued will wait for the rest to start forever: they reach libuv only as it turns.
+// A runtime hands libuv carriers, not jobs. A carrier is a uv_work_t of the runtime's; on a pool
+// thread it takes jobs from the runtime's queue and runs them one after the other, returning each
+// to the runtime as it finishes, until the queue is empty (after a short spin, for a job that
+// follows at once) or its time slice is over. Then it gives the thread back to libuv, whose FIFO
+// serves the file system, DNS and other requests queued meanwhile before the carrier comes again.
+// So:
+//   - a job waiting in the queue costs its block and no uv_work_t, and a burst costs one lock a
+//     job on each side instead of libuv's two locks, two queue passes and a wake-up a job;
+//   - libuv's queue holds at most a few carriers per runtime, and every runtime of the process
+//     together holds at most pool_slots() threads (pool_slots.hpp): reserved threads stay free,
+//     and with none reserved a file system request waits behind at most one job a thread plus a
+//     slice;
+//   - returned jobs go on a list the loop takes in one go, with one wake-up for all the jobs that
+//     returned while it was busy (the `wake` async handle).
 //
-// Invariants (loop thread only):
-//   - A job here is `queued` (linked through prev/next, FIFO) or `carried` (held_by its carrier),
-//     never both; move_job asserts every change of place.
-//   - uv_cancel is called at most once per carried job, and only before its after-work callback
-//     ran (flag_never_ran and flag_uv_busy record the answer; an arrived job is never asked): libuv
-//     corrupts its queue if it is called after that callback. A carrier is reused only once its
-//     after-work callback ran.
-//   - Busy carriers keep the loop alive as libuv requests do; nothing else here does.
+// The carriers the runtime keeps out follow the queue: one more is sent while fewer carriers are
+// free (out and not running a job) than jobs are queued, as long as the runtime can take a slot.
+// A carrier's after-work callback (loop thread) gives its slot back and sends carriers again.
+//
+// Invariants:
+//   - The queue, its counts, the returns list and each carrier's current job are guarded by
+//     `mutex_`; everything else here is the loop thread's.
+//   - A job here is `dispatched`. Queued, it is linked through prev/next; once a carrier takes it,
+//     its `prev` is `taken_mark` and the carrier's `job` points at it until it is on the returns
+//     list. A job on the returns list was run; the loop takes it with take_returns.
+//   - A carrier touches a job only between taking it and putting it on the returns list, and the
+//     core's loop-thread fields of a job (flags, cont) never.
+//   - `wake` is signalled only while `wake_open_`, under the mutex; teardown clears it before
+//     closing the handle, so no worker ever signals a closed handle.
+//   - `out_` carriers hold a slot each and keep the loop alive as libuv requests do; `wake` is
+//     referenced while jobs wait without a carrier out to run them (no slot) or for a limiter.
 #pragma once
 
 #include <uv.h>
 
+#include <atomic>
 #include <cassert>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <vector>
 
+#include "latency.hpp"
 #include "uvrt/detail/job.hpp"
 
 namespace uvrt::detail {
@@ -43,58 +58,113 @@ inline void move_job(job_core* j, [[maybe_unused]] job_place from, job_place to)
   j->flags = static_cast<std::uint8_t>((j->flags & ~place_bits) | static_cast<std::uint8_t>(to));
 }
 
-// A uv_work_t of the runtime's that carries one job at a time to libuv (see above).
+// The returns and grants are pushed in front; the loop takes them in the order they came.
+job_core* reversed(job_core* list) noexcept;
+
+// A carrier took the job: what its `prev` says instead of a queue link.
+inline job_core* const taken_mark = reinterpret_cast<job_core*>(alignof(job_core));
+
+// A uv_work_t of the runtime's that runs queued jobs on a pool thread (see above).
 struct carrier {
-  uv_work_t req;  // first member: libuv hands back &req; req.data is the owning core
-  job_core* job;  // the job it carries, or null while idle
-  carrier* next_idle;
+  uv_work_t req;        // first member: libuv hands back &req; req.data is the owning core
+  job_core* job;        // the job it runs now, or null (under the dispatch mutex)
+  carrier* next_idle;   // loop thread: the runtime's idle carriers
+  latency_recorder wait;  // written by the carrier's thread, one thread at a time
+  latency_recorder run;
 };
 
 class dispatch {
  public:
-  dispatch(core& owner, int pool_size);
+  dispatch(core& owner, int slots);
+  ~dispatch();
 
-  // Takes a job whose fields are set (place `taken`): carried now if the queue is empty and a
-  // carrier is free, else queued.
+  // Takes a job whose fields are set (place `taken` or `limited`): queues it for the carriers.
   void submit(job_core* j) noexcept;
-  // Cancels a job that has not run yet: from the queue at once (it goes to the settlement), from
-  // libuv with uv_cancel. False if it is running or has run. Either way it settles later, never
-  // inside this call.
+  // Cancels a job no carrier has taken: it leaves the queue for the backlog and settles on a
+  // later turn, never inside this call. False if a carrier has it.
   bool cancel_if_queued(job_core* j) noexcept;
-  // In the check phase: carriers freed this turn take the next queued jobs.
-  void refill() noexcept;
   // Teardown: cancels every queued job, returns how many.
   std::size_t cancel_queue() noexcept;
-
-  template <class F>
-  void for_each_carried(F&& f) const {
-    for (int i = 0; i < carriers_used_; ++i)
-      if (job_core* j = carriers_[static_cast<std::size_t>(i)].job) f(j);
+  // Every job a carrier has taken and the loop has not taken back, seen at one instant: each
+  // returned one is passed to `returned` and then to the core's backlog (not settled here); then
+  // each running one to `running`. Allocates nothing (teardown and shutdown's deadline call it).
+  template <class R, class F>
+  void for_each_taken(R&& returned, F&& running) {
+    std::size_t n = 0;
+    job_core* list;
+    {
+      std::lock_guard lock(mutex_);
+      for (carrier* k : carriers_)
+        if (k->job) running_[n++] = k->job;
+      list = returns_;
+      returns_ = nullptr;
+    }
+    for (job_core* j = reversed(list); j;) {
+      job_core* next = j->next;
+      returned(j);
+      back(j, false);
+      j = next;
+    }
+    for (std::size_t i = 0; i < n; ++i) running(running_[i]);
   }
-  int busy() const noexcept { return busy_; }
-  std::size_t queued() const noexcept { return queued_; }
+  // Takes the returned jobs, in the order they returned, to the core (core::job_back).
+  void take_returns() noexcept;
+  // Sends carriers while the queue needs them and slots allow.
+  void send_carriers() noexcept;
+  // Teardown: no more signals of `wake`, no more slots; returns are taken by after-work callbacks.
+  void close_wake() noexcept;
+  // Any thread: a job of this runtime's that was granted its limiter's token (tokens.hpp); the
+  // loop takes it with take_granted, in `wake`'s callback.
+  void grant(job_core* j) noexcept;
+  // Loop thread: the granted jobs, in the order they were granted, as a list through next.
+  job_core* take_granted() noexcept;
+
+  std::size_t queued() const noexcept { return queued_.load(std::memory_order_relaxed); }
+  // Jobs dispatched and not back on the loop thread: queued, running, or returned.
+  std::size_t out_jobs() const noexcept { return unreturned_; }
+  int carriers_out() const noexcept { return out_; }
+  // Adds every carrier's wait and run latencies. Loop thread.
+  void add_latencies(latency_sum& wait, latency_sum& run) const noexcept;
+  // Holds or drops the reference of `wake` that keeps the loop alive while jobs wait without a
+  // carrier: called with how many jobs wait for a limiter.
+  void keep_alive(std::size_t limited) noexcept;
+
+  uv_async_t wake;  // a worker returned jobs, a slot was granted, or a limiter granted a token
+  static void on_wake(uv_async_t* h);
+
+  // Pool slots (pool_slots.cpp), under its mutex.
+  dispatch* slot_next = nullptr;
+  bool slot_waiting = false;
+  int slots_granted = 0;
 
  private:
-  // Enough that the pool rarely runs dry while the loop settles a turn's completions (workers
-  // that run dry sleep, and waking them costs more than an empty job), and several times the
-  // pool so that large pools stay busy too. A carrier is 144 bytes; they are handed out lazily.
-  static int carriers_for(int pool_size) noexcept { return pool_size * 4 > 1024 ? pool_size * 4 : 1024; }
   static void work(uv_work_t* req);
   static void after_work(uv_work_t* req, int status);
-
-  carrier* take_carrier() noexcept;
-  void carry(carrier* k, job_core* j, job_place from) noexcept;
-  void dequeue(job_core* j) noexcept;
+  // Under mutex_: the next queued job for `k`, or null.
+  job_core* take_job(carrier* k) noexcept;
+  void unlink(job_core* j) noexcept;  // under mutex_
+  carrier* idle_carrier() noexcept;
+  void back(job_core* j, bool settle_now) noexcept;  // a returned job to the core
 
   core& core_;
-  const int carrier_count_;
-  std::unique_ptr<carrier[]> carriers_;  // the first `carriers_used_` have been handed out
-  int carriers_used_ = 0;
-  int busy_ = 0;
+  std::mutex mutex_;
+  // Under mutex_ (queued_ is also read without it, as a hint or on the loop thread for stats).
+  job_core* head_ = nullptr;
+  job_core* tail_ = nullptr;
+  std::atomic<std::size_t> queued_{0};
+  int free_carriers_ = 0;     // out, not running a job: will take the next queued one
+  job_core* returns_ = nullptr;  // LIFO; take_returns reverses it
+  job_core* granted_ = nullptr;  // LIFO; take_granted reverses it
+  bool wake_open_ = true;
+  // Loop thread.
+  const int max_carriers_;          // the pool's slots: more never run at once
+  std::vector<carrier*> carriers_;  // every carrier made so far
+  std::vector<job_core*> running_;  // for_each_taken's snapshot: one per carrier
   carrier* idle_ = nullptr;
-  job_core* queue_head_ = nullptr;
-  job_core* queue_tail_ = nullptr;
-  std::size_t queued_ = 0;
+  int out_ = 0;                     // carriers in libuv (each holds a slot until it leaves its thread)
+  std::size_t unreturned_ = 0;
+  bool wake_referenced_ = false;
+  bool in_line_ = false;            // waits in the pool slots' line (pool_slots.hpp)
 };
 
 }  // namespace uvrt::detail

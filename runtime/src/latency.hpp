@@ -5,9 +5,8 @@
 // snapshot is taken, by ns_per_tick(), calibrated against CLOCK_MONOTONIC without sleeping: from
 // a first pair of readings taken by start_clock() (when a runtime is created) to a fresh pair
 // taken at the call. The first stats() of a process may therefore spin for up to 1 ms.
-//
-// A job's submission time is kept as a 32-bit stamp (ticks / 256), which fits in a job block;
-// waits are computed modulo 2^32 stamps, so a wait of 2^40 ticks or more is recorded modulo that.
+// start_clock() itself spins 50 µs, once per process, for the coarse rate ticks_for_ns() uses to
+// turn dispatch's time slices into ticks.
 //
 // A latency_recorder is a histogram of tick values: 0..15 exactly, then 8 buckets per power of
 // two up to 2^48, and one bucket above. A value is reported as its bucket's midpoint, at most a
@@ -50,21 +49,17 @@ inline std::uint64_t ticks() noexcept {
 #endif
 }
 
-// Takes the first calibration pair, once per process (later calls do nothing). Thread-safe.
+// Takes the first calibration pair and the coarse rate, once per process (later calls do
+// nothing). Thread-safe.
 void start_clock() noexcept;
+
+// About `ns` nanoseconds in ticks, at the coarse rate (within a tenth of a percent).
+std::uint64_t ticks_for_ns(std::uint64_t ns) noexcept;
 
 // Nanoseconds per tick, from the first pair to a pair taken now; spins until 1 ms has passed
 // since the first pair (taking it now if start_clock() was never called). 1.0 where ticks are
 // nanoseconds. Thread-safe.
 double ns_per_tick() noexcept;
-
-// A submission time in 32 bits: ticks / 256.
-inline std::uint32_t stamp(std::uint64_t t) noexcept { return static_cast<std::uint32_t>(t >> 8); }
-
-// Ticks from stamp `s` to `now`, to 256 ticks, modulo 2^40.
-inline std::uint64_t since_stamp(std::uint32_t s, std::uint64_t now) noexcept {
-  return static_cast<std::uint64_t>(static_cast<std::uint32_t>(stamp(now) - s)) << 8;
-}
 
 // Bucket layout: 0..15 one value each, then 8 buckets per power of two from 2^4 to 2^47, and the
 // last for every value from 2^48 up.

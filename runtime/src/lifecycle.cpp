@@ -16,15 +16,15 @@ void core::advance(phase to) noexcept {
 }
 
 bool core::settled() const noexcept {
-  return dispatch_.queued() == 0 && dispatch_.busy() == static_cast<int>(stragglers_) && settle_.waiting() == 0 &&
+  return tokens_.count() == 0 && dispatch_.out_jobs() == stragglers_ && settle_.waiting() == 0 &&
          mail_.nothing_deferred();
 }
 
 void core::check_invariants() const noexcept {
 #ifndef NDEBUG
-  assert(jobs_ == dispatch_.queued() + static_cast<std::size_t>(dispatch_.busy()) + settle_.waiting() &&
-         "every job in flight is in exactly one place: the queue, a carrier or the backlog");
-  assert(stragglers_ <= static_cast<std::size_t>(dispatch_.busy()) && "abandoned jobs are held by carriers");
+  assert(jobs_ == tokens_.count() + dispatch_.out_jobs() + settle_.waiting() &&
+         "every job in flight is in exactly one place: a limiter's line, dispatch or the backlog");
+  assert(stragglers_ <= dispatch_.out_jobs() && "abandoned jobs are still out");
   assert((phase_ < phase::closing || jobs_ == stragglers_) && "after settling, only abandoned jobs are in flight");
   assert((phase_ < phase::draining || open_handles_ == 0) && "no handle of uvrt's outlives the phase closing");
   if (phase_ < phase::closing) settle_.check_invariants();  // its handles are open until then
@@ -35,6 +35,8 @@ void core::abandon(job_core* j) noexcept {
   if (j->flags & flag_abandoned) return;
   if (j->cont) mail_.defer(j);
   j->flags |= flag_abandoned;
+  ++counters.settled;
+  ++((j->flags & flag_never_ran) ? counters.cancelled : counters.abandoned);
   j->state.store(job_state::cancelled, std::memory_order_release);
 }
 
@@ -53,18 +55,20 @@ core::census core::cancel_all() noexcept {
     ++n.returned;
     if (j->vt->request_stop) j->vt->request_stop(j);
   });
-  // Then the queue: a running job told to stop frees its carrier, which would otherwise carry
-  // the next queued job to libuv before teardown got to cancel it. Then every carried job that
-  // libuv has not started, then the running ones are asked to stop.
+  // Then the jobs waiting for a limiter's token (a token given back would dispatch the next one)
+  // and the queue; then the jobs carriers have taken are asked to stop.
+  n.never_ran += cancel_token_waits(*this);
   n.never_ran += dispatch_.cancel_queue();
-  dispatch_.for_each_carried([&](job_core* j) {
-    if (dispatch_.cancel_if_queued(j)) ++n.never_ran;
-  });
-  dispatch_.for_each_carried([&](job_core* j) {
-    if (j->flags & flag_never_ran) return;
-    ++n.running;
-    if (j->vt->request_stop) j->vt->request_stop(j);
-  });
+  dispatch_.for_each_taken(
+      [&](job_core* j) {
+        if (j->flags & flag_straggler) return;  // abandoned by an earlier shutdown: settled
+        ++n.returned;
+        if (j->vt->request_stop) j->vt->request_stop(j);
+      },
+      [&](job_core* j) {
+        ++n.running;
+        if (j->vt->request_stop) j->vt->request_stop(j);
+      });
   check_invariants();
   return n;
 }
@@ -79,7 +83,7 @@ shutdown_result core::shutdown(std::chrono::nanoseconds timeout) {
     throw std::invalid_argument("uvrt::runtime::shutdown: the timeout is negative");
   // Room to defer every running job's continuation is made first, so that running out of memory
   // changes nothing.
-  mail_.make_room_to_defer(static_cast<std::size_t>(dispatch_.busy()));
+  mail_.make_room_to_defer(dispatch_.out_jobs());
   if (phase_ == phase::open) advance(phase::stopped);
   shutdown_result r;
   {
@@ -101,9 +105,9 @@ shutdown_result core::shutdown(std::chrono::nanoseconds timeout) {
       check_not_inherited(this, "uvrt::runtime::shutdown");
     }
     uv_timer_stop(&deadline_);
+    // What returned by the deadline is finished, not abandoned.
     std::size_t abandoned = 0;
-    dispatch_.for_each_carried([&](job_core* j) {
-      if (j->flags & flag_never_ran) return;  // uv_cancel'd: libuv hands it back without running it
+    dispatch_.for_each_taken([](job_core*) {}, [&](job_core* j) {
       ++abandoned;
       if (j->flags & flag_straggler) return;  // abandoned by an earlier shutdown
       // Still running at the deadline: its future settles as cancelled now (as cancel_mode::abandon
@@ -149,9 +153,12 @@ void core::end_if_detached(core* c) noexcept {
 
 void core::progress_detached() noexcept {
   check_handles_open();
-  if (!settled()) return;
+  // Carriers with no abandoned job come back within a slice: the runtime closes once they have, so
+  // that an application's loop holds nothing of uvrt's when the destructor returns.
+  if (!settled() || (stragglers_ == 0 && dispatch_.carriers_out() > 0)) return;
   advance(phase::closing);
   mail_.close();
+  dispatch_.close_wake();
   close_handles([](uv_handle_t* h) {
     auto* c = static_cast<core*>(h->data);
     if (--c->open_handles_ == 0) c->handles_closed();
@@ -164,6 +171,7 @@ void core::progress_detached() noexcept {
 // is a fatal usage error, reported before anything is touched.
 void core::check_handles_open() const noexcept {
   const uv_handle_t* handles[] = {reinterpret_cast<const uv_handle_t*>(&mail_.wakeup),
+                                  reinterpret_cast<const uv_handle_t*>(&dispatch_.wake),
                                   reinterpret_cast<const uv_handle_t*>(&settle_.slicer),
                                   reinterpret_cast<const uv_handle_t*>(&settle_.spinner),
                                   reinterpret_cast<const uv_handle_t*>(&deadline_)};
@@ -174,7 +182,7 @@ void core::check_handles_open() const noexcept {
 }
 
 void core::handles_closed() noexcept {
-  advance(stragglers_ > 0 ? phase::draining : phase::closed);
+  advance(dispatch_.carriers_out() > 0 ? phase::draining : phase::closed);
   check_invariants();
   if (phase_ == phase::closed && !held_here(this)) release_unheld();
 }
@@ -183,10 +191,21 @@ void core::handles_closed() noexcept {
 // outcome destroyed), in any phase, without a slice: from `closing` on the slicer is gone.
 void core::straggler_back(job_core* j) noexcept {
   --stragglers_;
-  move_job(j, job_place::carried, job_place::arrived);
+  move_job(j, job_place::dispatched, job_place::arrived);
   count_out();
   j->vt->finish(j);
-  if (phase_ == phase::draining && stragglers_ == 0) {
+}
+
+void core::carrier_back() noexcept {
+  if (phase_ < phase::closing) {
+    dispatch_.send_carriers();
+    progress();
+    return;
+  }
+  // Teardown: the carriers' returns were taken in their after-work callbacks; the last carrier
+  // back ends a draining runtime (abandoned jobs come back before their carriers do).
+  if (phase_ == phase::draining && dispatch_.carriers_out() == 0) {
+    assert(stragglers_ == 0);
     advance(phase::closed);
     if (!held_here(this)) release_unheld();
   }

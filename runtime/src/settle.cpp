@@ -46,7 +46,6 @@ void settlement::on_check(uv_check_t* h) {
   core& c = *static_cast<core*>(h->data);
   if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   settlement& s = c.settle_;
-  c.dispatch_.refill();
   if (s.slice_ == slice::closed && !s.backlog_head_) {
     // A turn without arrivals: nothing to settle until jobs arrive again.
     uv_check_stop(&s.slicer);

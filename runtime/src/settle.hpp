@@ -16,7 +16,6 @@
 //   - The backlog holds `arrived` jobs, FIFO, linked through next; `waiting_` counts them.
 //   - `slicer` is active exactly when the slice is not `idle`; a non-empty backlog means `slicer`
 //     and `spinner` are both active (spinner keeps poll from blocking until the backlog is done).
-//   - `slicer` also refills dispatch's carriers, once a turn, in the check phase.
 //   - Both handles are unreferenced or idle when there is nothing to settle: they never keep a
 //     loop alive on their own, except spinner while the backlog is not empty.
 #pragma once
@@ -50,7 +49,7 @@ class settlement {
   std::size_t waiting() const noexcept { return waiting_; }
   void check_invariants() const noexcept;
 
-  uv_check_t slicer;  // after each poll: ends the slice, refills carriers, settles the backlog
+  uv_check_t slicer;  // after each poll: ends the slice, settles the backlog
   uv_idle_t spinner;  // while the backlog is not empty: poll without blocking
 
   static void on_check(uv_check_t* h);

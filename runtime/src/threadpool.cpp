@@ -51,6 +51,7 @@
 #include <string>
 #include <string_view>
 
+#include "pool_slots.hpp"
 #include "threadpool_start.hpp"
 #include "uvrt/errors.hpp"
 #include "uvrt/threadpool.hpp"
@@ -67,8 +68,12 @@ constexpr int max_size = 1024;   // libuv's MAX_THREADPOOL_SIZE
 constexpr char marker_name[] = "uvrt-pool-start";
 constexpr char libuv_worker_name[] = "libuv-worker";
 
+// Threads kept free of to_thread jobs when no runtime asks for a number (see threadpool.hpp).
+constexpr int default_reserved = 0;
+
 std::mutex pool_mutex;
 int pool_size = 0;  // 0 until uvrt has started (or found) the pool
+int reserved = -1;  // the process's options::reserved_threads; -1 until a runtime sets it
 
 // A plain decimal integer from 1 to max_size: digits only, no sign, spaces or suffix.
 std::optional<int> parse_size(std::string_view text) {
@@ -165,6 +170,27 @@ std::optional<std::size_t> start_pool_now() {
   return workers_added(*before, *after);
 }
 
+// Validates options::reserved_threads against a pool of `size` threads and the process's value.
+void check_reserved(int requested, int size) {
+  if (requested == -1) return;
+  if (requested < 0 || requested >= size)
+    throw threadpool_size_error("uvrt: options::reserved_threads = " + std::to_string(requested) +
+                                " is out of range: expected 0 to " + std::to_string(size - 1) +
+                                " (the pool has " + threads_text(size) + "), or -1 for no preference");
+  if (reserved != -1 && requested != reserved)
+    throw detail::threadpool_conflict_error("uvrt: cannot reserve " + threads_text(requested) +
+                                            ": the process reserves " + threads_text(reserved) +
+                                            " of libuv's pool already, and the reservation is process-wide");
+}
+
+// The pool runs with `size` threads: the first runtime's reservation sets the pool's slots.
+int settle_pool(int size, int requested_reserved) {
+  pool_size = size;
+  if (reserved == -1) reserved = requested_reserved == -1 ? (default_reserved < size ? default_reserved : 0) : requested_reserved;
+  detail::set_pool_slots(pool_size - reserved);
+  return pool_size;
+}
+
 [[noreturn]] void throw_conflict(int requested, int running) {
   throw detail::threadpool_conflict_error("uvrt: cannot use a thread pool of " + threads_text(requested) +
                                       ": libuv's pool is process-wide and already running with " + threads_text(running) +
@@ -190,14 +216,18 @@ void register_fork_handlers() {
 
 namespace detail {
 
-int start_threadpool(int requested) {
+int start_threadpool(int requested, int requested_reserved) {
   if (requested < 0 || requested > max_size)
     throw threadpool_size_error("uvrt: options::threadpool_size = " + std::to_string(requested) +
                                 " is out of range: expected 1 to 1024, or 0 for no preference");
+  if (requested_reserved < -1 || requested_reserved >= max_size)
+    throw threadpool_size_error("uvrt: options::reserved_threads = " + std::to_string(requested_reserved) +
+                                " is out of range: expected 0 to the pool size - 1, or -1 for no preference");
   register_fork_handlers();
   std::lock_guard lock(pool_mutex);
   if (pool_size != 0) {
     if (requested != 0 && requested != pool_size) throw_conflict(requested, pool_size);
+    check_reserved(requested_reserved, pool_size);
     return pool_size;
   }
 
@@ -213,6 +243,7 @@ int start_threadpool(int requested) {
     env_size = *parsed;
   }
   const int want = requested != 0 ? requested : env_size;
+  check_reserved(requested_reserved, want);
 
   if (requested != 0) setenv("UV_THREADPOOL_SIZE", std::to_string(requested).c_str(), 1);
   const auto created = start_pool_now();
@@ -225,16 +256,15 @@ int start_threadpool(int requested) {
       if (env) setenv("UV_THREADPOOL_SIZE", env->c_str(), 1);
       else unsetenv("UV_THREADPOOL_SIZE");
     }
-    pool_size = env_size;
-    if (requested != 0 && requested != pool_size) throw_conflict(requested, pool_size);
-    return pool_size;
+    if (requested != 0 && requested != env_size) throw_conflict(requested, env_size);
+    check_reserved(requested_reserved, env_size);
+    return settle_pool(env_size, requested_reserved);
   }
-  pool_size = want;
-  return pool_size;
+  return settle_pool(want, requested_reserved);
 }
 
 }  // namespace detail
 
-int threadpool_size() { return detail::start_threadpool(0); }
+int threadpool_size() { return detail::start_threadpool(0, -1); }
 
 }  // namespace uvrt

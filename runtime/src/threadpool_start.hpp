@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include "uvrt/errors.hpp"
+#include "uvrt/options.hpp"
 
 namespace uvrt::detail {
 
@@ -14,16 +15,17 @@ class threadpool_conflict_error : public threadpool_size_error {
   using threadpool_size_error::threadpool_size_error;
 };
 
-// Validates `requested` (0: no preference) and UV_THREADPOOL_SIZE, starts the pool if uvrt has
-// not yet, and returns its size. Throws threadpool_size_error (threadpool_conflict_error for a conflict with
-// the running pool). Thread-safe.
-int start_threadpool(int requested);
+// Validates `requested` (0: no preference), UV_THREADPOOL_SIZE and `reserved` (reserved threads,
+// -1: no preference), starts the pool if uvrt has not yet, sets the pool's slots (pool_slots.hpp)
+// the first time, and returns its size. Throws threadpool_size_error (threadpool_conflict_error
+// for a conflict with the running pool or the process's reservation). Thread-safe.
+int start_threadpool(int requested, int reserved);
 
 class core;
 
-// What constructing a runtime does, for uvrt::runtime and the C API alike: starts the pool with
-// `threadpool_size` (see start_threadpool), then opens a core on `app_loop` (null: a loop of its
-// own). Throws threadpool_size_error, std::bad_alloc or std::runtime_error.
-core* open_core(uv_loop_t* app_loop, int threadpool_size);
+// What constructing a runtime does, for uvrt::runtime and the C API alike: starts the pool as
+// `opts` asks (see start_threadpool), then opens a core on `app_loop` (null: a loop of its own).
+// Throws threadpool_size_error, std::bad_alloc or std::runtime_error.
+core* open_core(uv_loop_t* app_loop, const options& opts);
 
 }  // namespace uvrt::detail

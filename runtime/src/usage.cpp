@@ -28,6 +28,11 @@ namespace {
   throw runtime_closed_error("uvrt::to_thread: the runtime is shutting down and takes no new work");
 }
 
+[[noreturn, gnu::cold, gnu::noinline]] void refuse_full(std::size_t max_queued) {
+  throw queue_full_error("uvrt::to_thread: options::max_queued (" + std::to_string(max_queued) +
+                         ") jobs of this runtime are waiting already; nothing was queued");
+}
+
 [[noreturn, gnu::cold, gnu::noinline]] void refuse_park(const job_core* j, const char* what) {
   if (!j) throw usage_error(std::string(what) + ": the future is empty (moved from or consumed)");
   check_loop_thread(core_of(j), what);
@@ -46,9 +51,11 @@ void check_same_runtime(const core* c, const job_core* j, const char* what) {
     throw usage_error(std::string(what) + ": the future belongs to another runtime, whose loop settles it");
 }
 
-void check_submit(const core* c) {
+void check_submit(core* c, const job_options& opts) {
   check_loop_thread(c, "uvrt::to_thread");
   if (!c->takes_work()) [[unlikely]] refuse_closed();
+  if (c->max_queued != 0 && c->waiting_jobs() >= c->max_queued) [[unlikely]] refuse_full(c->max_queued);
+  if (opts.limiter) c->tokens_.reserve_one();
 }
 
 // A continuation may wait on a pending job only on its runtime's loop thread, from that runtime

@@ -14,7 +14,9 @@ int create(uvrt_runtime_t** runtime, uv_loop_t* loop, const uvrt_options_t* opti
   if (!runtime) return UVRT_EINVAL;
   try {
     auto rt = std::make_unique<uvrt_runtime_s>();
-    rt->core = uvrt::detail::open_core(loop, options ? options->threadpool_size : 0);
+    uvrt::options opts;
+    if (options) opts.threadpool_size = options->threadpool_size;
+    rt->core = uvrt::detail::open_core(loop, opts);
     *runtime = rt.release();
     return 0;
   } catch (...) {
@@ -32,7 +34,7 @@ extern "C" {
 
 int uvrt_threadpool_size(void) {
   try {
-    return uvrt::detail::start_threadpool(0);
+    return uvrt::detail::start_threadpool(0, -1);
   } catch (...) {
     return uvrt::c_api::error_of_current_exception();
   }

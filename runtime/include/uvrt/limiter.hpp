@@ -24,7 +24,7 @@ namespace uvrt {
 
 namespace detail {
 struct limiter_state;
-}
+}  // namespace detail
 
 class UVRT_EXTERN limiter {
  public:

@@ -33,8 +33,7 @@ struct runtime_stats {
   std::size_t waiting_for_limiter = 0;  // waiting for a token of their limiter
   // Of the jobs that ran: from submission to starting on a pool thread (time spent waiting for a
   // limiter included), and from starting to returning. Measured with the CPU's time stamp counter
-  // where there is one; a wait longer than 2^40 ticks (about six minutes at 3 GHz) is recorded
-  // modulo that.
+  // where there is one.
   latency wait;
   latency run;
 };

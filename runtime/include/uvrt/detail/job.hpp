@@ -2,23 +2,26 @@
 //
 // Layout, in one block from allocate_block (::operator new behind a small per-thread cache):
 //
-//   [ job_core | std::stop_source (only if the callable takes a stop_token) | slot ]
+//   [ limiter pointer (only with a limiter) | job_core | std::stop_source (only if the callable
+//     takes a stop_token) | slot ]
 //
 // The slot holds, one after the other and never at the same time: the bound callable (from
 // submission until it has run, on the worker), then either its result or the exception_ptr it
-// threw. Overlapping them keeps a job that returns an int at 56 bytes. The block holds no
-// uv_work_t: a runtime hands its jobs to libuv through a bounded set of requests of its own (its
-// carriers, see runtime/src/dispatch.hpp), so a job waiting in a queue of a million costs its 56 bytes instead
-// of the 128 of a libuv request. A burst of jobs is dominated by memory traffic: every 16 bytes
-// added to bare libuv's job cost a measured 9% of a burst's wall time.
+// threw. Overlapping them keeps a job that returns an int at 64 bytes. The block holds no
+// uv_work_t: a runtime's carriers (runtime/src/dispatch.hpp), a few uv_work_t of its own, take its
+// jobs from its queue on the pool's threads, so a job waiting in a queue of a million costs its 64
+// bytes instead of the 128 of a libuv request. A burst of jobs is dominated by memory traffic:
+// every 16 bytes added to bare libuv's job cost a measured 9% of a burst's wall time.
 //
 // Ownership: a reference count with at most two owners, the future and the runtime (from
 // submission until the job has settled). Whoever drops the last reference destroys what the slot
 // holds and frees the block. A continuation parked in a deferred list holds a third reference.
 //
 // Threads: `state` is the only field read across threads (ready() from anywhere, acquire).
-// `outcome` and the slot are written by the worker and read on the loop thread after libuv's
-// done-queue lock has ordered them. Every other field is touched on the loop thread only.
+// `outcome` and the slot are written by the worker and read on the loop thread after the
+// dispatch lock has ordered them; the worker reads `stamp` and `vt` after that lock. While a job
+// is in its runtime's queue, its links are the dispatch lock's; while it waits for a limiter's
+// token, its limiter's lock's. Every other field is touched on the loop thread only.
 #pragma once
 
 #include <atomic>
@@ -34,6 +37,7 @@
 
 #include "../cancel.hpp"
 #include "../export.h"
+#include "../limiter.hpp"
 #include "../options.hpp"
 
 namespace uvrt::detail {
@@ -73,30 +77,30 @@ struct job_vtable {
 // and settle.hpp; changed only through move_job there, which asserts each transition); the other
 // bits record what happened to it. All of it belongs to the loop thread.
 enum class job_place : std::uint8_t {
-  taken = 0,    // being built or handed to the runtime: in no list yet
-  queued = 1,   // waits in the runtime's queue, not yet in libuv's
-  carried = 2,  // held by one of the runtime's carriers: in libuv's queue, running, or returned
-  arrived = 3,  // libuv is done with it (or it was cancelled from the queue): waits to settle
+  taken = 0,       // being built or handed to the runtime: in no list yet
+  limited = 1,     // waits for a token of its limiter (runtime/src/tokens.hpp)
+  dispatched = 2,  // in the runtime's queue, or taken from it by a carrier: running, or returned
+  arrived = 3,     // back on the loop thread (or cancelled before it ran): waits to settle
 };
 inline constexpr std::uint8_t place_bits = 3;
 inline constexpr std::uint8_t flag_stop_source = 4;  // a std::stop_source precedes the slot
 inline constexpr std::uint8_t flag_never_ran = 8;    // cancelled before it ran: the callable is still in the slot
-inline constexpr std::uint8_t flag_uv_busy = 16;     // uv_cancel said EBUSY: the answer cannot change, never ask again
+inline constexpr std::uint8_t flag_limited = 16;     // a limiter pointer precedes the job_core
 inline constexpr std::uint8_t flag_abandoned = 32;   // settled early (abandon, or shutdown's timeout); drop the late outcome
 inline constexpr std::uint8_t flag_straggler = 64;   // still running when shutdown() timed out
 
-struct carrier;
+struct limiter_state;
 
 struct job_core {
   const job_vtable* vt;
   core* owner;
-  // Queued: the runtime's queue links. Handed to libuv: `held_by` is the request carrying it.
-  // Arrived: `next` links the runtime's backlog of jobs waiting for their slice.
-  union {
-    job_core* prev;
-    carrier* held_by;
-  };
+  // Limited or queued: the links of the limiter's or the runtime's queue (`prev` is a mark once a
+  // carrier took it). Returned: `next` links the carriers' returns, then the backlog of jobs
+  // waiting for their slice.
+  job_core* prev;
   job_core* next;
+  // When it was submitted, in ticks (runtime/src/latency.hpp): the start of its wait.
+  std::uint64_t stamp;
   continuation* cont;
   std::atomic<std::uint32_t> refs;
   std::atomic<job_state> state;
@@ -106,6 +110,17 @@ struct job_core {
 };
 
 inline core* core_of(const job_core* j) noexcept { return j->owner; }
+
+// A job submitted with a limiter carries the limiter's state in front of its job_core, so that a
+// job without one pays nothing for the feature. 16 bytes keep the job_core's alignment.
+inline constexpr std::size_t limiter_prefix = 16;
+inline limiter_state*& limiter_of(job_core* j) noexcept {
+  return *reinterpret_cast<limiter_state**>(reinterpret_cast<char*>(j) - limiter_prefix);
+}
+// The start of the block the job lives in.
+inline void* block_of(job_core* j) noexcept {
+  return (j->flags & flag_limited) ? static_cast<void*>(reinterpret_cast<char*>(j) - limiter_prefix) : j;
+}
 
 // Objects stored in the block may not need more alignment than ::operator new gives (blocks are
 // ::operator new allocations, cached or not).
@@ -166,7 +181,7 @@ void release(job_core* j) noexcept {
   // An abandoned job's outcome was destroyed when it arrived, and its state says cancelled.
   destroy_outcome<R>(j, j->state.load(std::memory_order_relaxed));
   if (j->flags & flag_stop_source) stop_source_of(j)->~stop_source();
-  free_block(j, block_class_size(j->size_class));
+  free_block(block_of(j), block_class_size(j->size_class));
 }
 
 // The callable and its arguments, decay-copied at submission as std::thread does, and invoked
@@ -249,18 +264,20 @@ struct job_ops {
   static constexpr job_vtable table{&run, &finish, stop ? &request_stop : nullptr, &release<R>};
 };
 
-// Throws usage_error off the loop thread and runtime_closed_error once teardown began. Called
-// before a job is built, so a refused call leaves the caller's callable and arguments alone.
-UVRT_EXTERN void check_submit(const core* c);
+// Throws usage_error off the loop thread, runtime_closed_error once teardown began, and
+// queue_full_error when options::max_queued jobs wait. Called before a job is built, so a refused
+// call leaves the caller's callable and arguments alone.
+UVRT_EXTERN void check_submit(core* c, const job_options& opts);
 
-// Gives a job whose fields are set (vt, cont, refs, state, outcome, flags, size_class) to the
-// runtime, which hands it to libuv now or queues it. Cannot fail.
+// Gives a job whose fields are set (vt, cont, refs, state, outcome, flags, size_class, and its
+// limiter if flag_limited) to the runtime: it waits for its limiter's token, or is queued for the
+// carriers. Cannot fail.
 UVRT_EXTERN void submit(core* c, job_core* j) noexcept;
 
 // Builds a job for `f(args...)` and submits it; returns the job with the future's reference.
 template <class R, class F, class... Args>
 job_core* make_job(core* c, const job_options& opts, F&& f, Args&&... args) {
-  check_submit(c);
+  check_submit(c, opts);
   using Call = bound_call<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(fits_block<Call>, "uvrt::to_thread: over-aligned callables are not supported");
   // The callable is destroyed on a worker (or on the loop thread, if it never ran) where an
@@ -279,20 +296,23 @@ job_core* make_job(core* c, const job_options& opts, F&& f, Args&&... args) {
     return n;
   }();
 
-  void* raw = allocate_block(tail);
+  const std::size_t prefix = opts.limiter ? limiter_prefix : 0;
+  const std::size_t size = prefix + tail;
+  void* raw = allocate_block(size);
   // Default-initialised, not zeroed: the links are set when the runtime takes the job.
-  auto* j = ::new (raw) job_core;
+  auto* j = ::new (static_cast<char*>(raw) + prefix) job_core;
   j->vt = &job_ops<Call, R>::table;
   j->cont = nullptr;
   j->state.store(job_state::pending, std::memory_order_relaxed);
   j->outcome = job_state::pending;
-  j->flags = stop ? flag_stop_source : 0;
-  j->size_class = static_cast<std::uint8_t>(block_class(tail));
+  j->flags = static_cast<std::uint8_t>((stop ? flag_stop_source : 0) | (opts.limiter ? flag_limited : 0));
+  if (opts.limiter) limiter_of(j) = opts.limiter->state();
+  j->size_class = static_cast<std::uint8_t>(block_class(size));
   j->refs.store(2, std::memory_order_relaxed);  // the future and the runtime
   try {
     ::new (static_cast<void*>(slot<Call>(j))) Call{std::forward<F>(f), {std::forward<Args>(args)...}};
   } catch (...) {
-    free_block(raw, tail);
+    free_block(raw, size);
     throw;
   }
   // std::stop_source's default constructor allocates, so only jobs that take a token pay for it.
@@ -301,11 +321,10 @@ job_core* make_job(core* c, const job_options& opts, F&& f, Args&&... args) {
       ::new (static_cast<void*>(stop_source_of(j))) std::stop_source();
     } catch (...) {
       slot<Call>(j)->~Call();
-      free_block(raw, tail);
+      free_block(raw, size);
       throw;
     }
   }
-  (void)opts;
   submit(c, j);
   return j;
 }
