@@ -15,9 +15,10 @@
 // A job_ledger checks every mode: each job ran once and delivered its own value, or the run fails
 // with exit status 1 instead of printing a row.
 //
-// Measured per mode: the wall time; each job's round trip, from its submission to its result being
-// observed on the loop thread (a uv_hrtime stamp per job in a vector indexed by job: 8 bytes a
-// job, included in the peak RSS); the loop's lag, from a repeating 1 ms timer; and the peak RSS.
+// Measured per mode: the wall time, to the last result; each job's round trip, from its
+// submission to its result being observed on the loop thread (a uv_hrtime stamp per job in a
+// vector indexed by job: 8 bytes a job, included in the peak RSS); the loop's lag, from a
+// repeating 1 ms timer; and the peak RSS.
 // getrusage reports the peak for the whole process and never lowers it, so a per-mode figure needs
 // one mode per process, which is how bench/run calls this program.
 //
@@ -25,6 +26,16 @@
 // callback takes over 100 ms, which the lag figure would then blame on the runtime. The windowed
 // modes therefore submit at most fill_slice jobs per loop turn until the window is first full, and
 // from then on one job in place of each result (job_window).
+//
+// Two probes answer questions the job figures cannot (both off by default):
+//   --fs-probe N  starvation of libuv's own pool work: once the mode's jobs are queued (its window
+//                 first full), N uv_fs_stat calls on the same loop, one after another (each issued
+//                 when the previous one answered), each timed from its call to its callback. libuv
+//                 runs file system requests on the same pool as the jobs, so a stat waits behind
+//                 the jobs queued before it unless the runtime keeps a thread for it
+//                 (--reserved R sets options::reserved_threads of the runtime).
+//   --read-stats  the cost of reading runtime::stats(): in to_thread mode a 1 ms timer on the
+//                 loop calls it, as a metrics exporter would, while the jobs run.
 //
 // Runs longer than about 3 s show a progress line on stderr when stderr is a terminal. --json
 // prints one JSON object on stdout instead of the table. See README.md.
@@ -52,6 +63,7 @@
 #include <string_view>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <uvrt/uvrt.hpp>
@@ -79,8 +91,11 @@ struct settings {
   std::uint64_t jobs = 2000;
   work_spec work;
   int threads = 0;  // 0: no preference, as uvrt::options means it
+  int reserved = -1;  // options::reserved_threads; -1: no preference, as uvrt::options means it
   std::uint64_t inflight = 64;
   std::array<bool, 4> modes = {true, true, false, false};  // indexed by mode_id
+  std::uint64_t fs_probe = 0;  // uv_fs_stat calls once the jobs are queued; 0: none
+  bool read_stats = false;     // to_thread: runtime::stats() every 1 ms
   bool json = false;
 
   bool runs(mode_id m) const { return modes[static_cast<std::size_t>(m)]; }
@@ -90,9 +105,11 @@ constexpr std::uint64_t max_jobs = 1'000'000'000;
 constexpr std::uint64_t max_work_us = 10'000'000;  // 10 s: longer is a typo, not a benchmark
 constexpr std::uint64_t max_inflight = 1'000'000;
 constexpr std::uint64_t max_threads = 1024;  // libuv's own limit
+constexpr std::uint64_t max_fs_probe = 1'000'000;
 
 constexpr const char* usage_text =
-    "usage: uvrt-bench [--jobs N] [--work KIND] [--threads T] [--inflight W] [--mode LIST] [--json]\n"
+    "usage: uvrt-bench [--jobs N] [--work KIND] [--threads T] [--inflight W] [--mode LIST]\n"
+    "                  [--fs-probe N] [--reserved R] [--read-stats] [--json]\n"
     "\n"
     "Runs N blocking calls in each mode and reports throughput, each job's round trip, how late\n"
     "a 1 ms timer on the loop fired (loop lag) and the process's peak RSS.\n"
@@ -105,6 +122,11 @@ constexpr const char* usage_text =
     "  --mode LIST    comma-separated modes, always run in this order: direct (blocking calls\n"
     "                 on the loop thread), to_thread (uvrt futures in a task), c_api (uvrt's\n"
     "                 C API), bare (uv_queue_work); or all (default direct,to_thread)\n"
+    "  --fs-probe N   once the jobs are queued, N uv_fs_stat calls on the same loop, one\n"
+    "                 after another, each timed, 1 to 1000000 (default: none)\n"
+    "  --reserved R   options::reserved_threads of the runtime: pool threads to_thread jobs\n"
+    "                 never occupy, 0 to 1023 (default: no preference)\n"
+    "  --read-stats   to_thread mode: call runtime::stats() on the loop every 1 ms\n"
     "  --json         print one JSON object instead of the table\n"
     "  --help         print this and exit\n"
     "\n"
@@ -165,14 +187,17 @@ std::array<bool, 4> mode_flag(std::string_view value) {
 // `value` is nullopt when the flag ends the command line without one.
 void apply_flag(settings& s, std::string_view flag, std::optional<std::string_view> value) {
   const bool known = flag == "--jobs" || flag == "--work" || flag == "--threads" || flag == "--inflight" ||
-                     flag == "--mode";
-  if (flag == "--json") throw bad_flag("--json: takes no value");
+                     flag == "--mode" || flag == "--fs-probe" || flag == "--reserved";
+  if (flag == "--json" || flag == "--read-stats") throw bad_flag(std::string(flag) + ": takes no value");
   if (!known) throw bad_flag("unknown argument \"" + std::string(flag) + "\"");
   if (!value) throw bad_flag(std::string(flag) + ": missing value");
   if (flag == "--jobs") s.jobs = count_flag(flag, *value, 1, max_jobs);
   else if (flag == "--work") s.work = work_flag(*value);
   else if (flag == "--threads") s.threads = static_cast<int>(count_flag(flag, *value, 1, max_threads));
   else if (flag == "--inflight") s.inflight = count_flag(flag, *value, 1, max_inflight);
+  else if (flag == "--fs-probe") s.fs_probe = count_flag(flag, *value, 1, max_fs_probe);
+  // The range the runtime accepts depends on the pool's size: it checks (threadpool_size_error).
+  else if (flag == "--reserved") s.reserved = static_cast<int>(count_flag(flag, *value, 0, max_threads - 1));
   else s.modes = mode_flag(*value);
 }
 
@@ -184,6 +209,8 @@ std::optional<settings> parse_args(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") return std::nullopt;
     if (arg == "--json") {
       s.json = true;
+    } else if (arg == "--read-stats") {
+      s.read_stats = true;
     } else if (const auto eq = arg.find('='); eq != std::string_view::npos) {
       apply_flag(s, arg.substr(0, eq), arg.substr(eq + 1));
     } else {
@@ -251,12 +278,15 @@ class job_ledger {
 
   // Records the result the caller received for job `i`, and the job's round trip.
   void accept(std::uint64_t i, std::uint64_t value) noexcept {
-    round_trip_ns_[i] = uv_hrtime() - round_trip_ns_[i];
+    last_result_at_ = uv_hrtime();
+    round_trip_ns_[i] = last_result_at_ - round_trip_ns_[i];
     ++accepted_;
     if (value != value_of(i)) ++wrong_;
   }
 
   std::uint64_t accepted() const noexcept { return accepted_; }
+  // When the last result so far was received (uv_hrtime); 0 before the first.
+  std::uint64_t last_result_at() const noexcept { return last_result_at_; }
 
   // Throws unless each of `jobs` jobs ran once and delivered its own value.
   void verify(const char* mode, std::uint64_t jobs) const {
@@ -275,6 +305,7 @@ class job_ledger {
   mutable std::atomic<std::uint64_t> ran_{0};
   std::uint64_t accepted_ = 0;
   std::uint64_t wrong_ = 0;
+  std::uint64_t last_result_at_ = 0;
   // Job i's submission time until its result arrives, then its round trip.
   std::vector<std::uint64_t> round_trip_ns_;
 };
@@ -420,6 +451,138 @@ class progress_line {
 };
 
 // ---------------------------------------------------------------------------------------------
+// The two optional probes: libuv's own pool work behind the jobs, and reading runtime::stats().
+
+// A real file to stat: the program itself, through the link procfs keeps to it.
+constexpr const char* stat_path = "/proc/self/exe";
+
+// --fs-probe N: N uv_fs_stat calls on the loop, one after another, each issued from the previous
+// one's callback, as a server that keeps answering requests while its jobs run. libuv runs file
+// system requests on the same pool as uv_queue_work and uvrt's jobs, first come first served, so
+// a stat issued after the jobs waits behind whatever of them libuv already holds. Each call's
+// latency runs from a uv_hrtime stamp just before uv_fs_stat to the start of its callback on the
+// loop thread. The mode calls start() once its jobs are queued; a failed call, or one that cannot
+// be issued, ends the probe, and check() reports it.
+class stat_probe {
+ public:
+  stat_probe(uv_loop_t* loop, std::uint64_t calls) : loop_(loop), calls_(calls) {
+    req_.data = this;
+    latencies_.reserve(calls);
+  }
+  stat_probe(const stat_probe&) = delete;
+  stat_probe& operator=(const stat_probe&) = delete;
+
+  // Issues the first call; only the first start() counts, and none with --fs-probe absent.
+  void start() {
+    if (started_ || calls_ == 0) return;
+    started_ = true;
+    issue();
+  }
+
+  // No call is issued after this; the one in flight, if any, still answers as the loop turns.
+  void stop() noexcept { stopped_ = true; }
+
+  // A call is in flight: the loop must turn until it answers (it keeps the loop alive).
+  bool in_flight() const noexcept { return in_flight_; }
+
+  // Once the calls have ended: throws unless every one of them answered without an error.
+  void check(const char* mode) const {
+    if (!error_.empty()) throw std::runtime_error(std::string(mode) + ": --fs-probe: " + error_);
+    if (latencies_.size() != calls_)
+      throw std::logic_error(std::string(mode) + ": --fs-probe: " + std::to_string(latencies_.size()) + " of " +
+                             std::to_string(calls_) + " uv_fs_stat calls answered");
+  }
+
+  std::vector<std::uint64_t>& latencies_ns() noexcept { return latencies_; }
+
+ private:
+  void issue() {
+    issued_at_ = uv_hrtime();
+    if (const int rc = uv_fs_stat(loop_, &req_, stat_path, &on_stat); rc != 0) {
+      error_ = std::string("uv_fs_stat(\"") + stat_path + "\"): " + uv_strerror(rc);
+      return;
+    }
+    in_flight_ = true;
+  }
+
+  static void on_stat(uv_fs_t* req) {
+    const std::uint64_t now = uv_hrtime();
+    auto* p = static_cast<stat_probe*>(req->data);
+    const auto result = req->result;
+    uv_fs_req_cleanup(req);
+    p->in_flight_ = false;
+    if (result < 0) {
+      p->error_ = std::string("uv_fs_stat(\"") + stat_path + "\"): " + uv_strerror(static_cast<int>(result));
+      return;
+    }
+    p->latencies_.push_back(now - p->issued_at_);
+    if (!p->stopped_ && p->latencies_.size() < p->calls_) p->issue();
+  }
+
+  uv_loop_t* loop_;
+  std::uint64_t calls_;
+  uv_fs_t req_;  // one request, reused: a call is issued only once the previous one answered
+  std::uint64_t issued_at_ = 0;
+  std::vector<std::uint64_t> latencies_;
+  std::string error_;
+  bool started_ = false;
+  bool stopped_ = false;
+  bool in_flight_ = false;
+};
+
+// --read-stats: runtime::stats() on the loop thread every 1 ms while the to_thread mode runs, as
+// a metrics exporter polling the runtime would (far more often than one would), so that the
+// jobs' wall time with and without it shows what reading them costs. The timer is unreferenced,
+// as the lag probe's.
+class stats_reader {
+ public:
+  explicit stats_reader(uvrt::runtime& rt) : rt_(rt) {
+    uv_timer_init(rt.loop(), &timer_);
+    timer_.data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+  }
+  stats_reader(const stats_reader&) = delete;
+  stats_reader& operator=(const stats_reader&) = delete;
+
+  void start() { uv_timer_start(&timer_, &on_tick, 1, 1); }
+
+  // Stops and closes the timer; the close completes when the loop next turns.
+  void close() {
+    uv_timer_stop(&timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
+             [](uv_handle_t* h) { static_cast<stats_reader*>(h->data)->closed_ = true; });
+  }
+
+  bool closed() const noexcept { return closed_; }
+  std::uint64_t reads() const noexcept { return reads_; }
+
+  // The counters only grow and never pass the jobs submitted: a reading that says otherwise is
+  // not a reading of this run.
+  void check(const char* mode, std::uint64_t jobs) const {
+    if (last_submitted_ > jobs || last_settled_ > last_submitted_)
+      throw std::runtime_error(std::string(mode) + ": --read-stats: runtime::stats() said " +
+                               std::to_string(last_submitted_) + " submitted and " + std::to_string(last_settled_) +
+                               " settled, of " + std::to_string(jobs) + " jobs");
+  }
+
+ private:
+  static void on_tick(uv_timer_t* t) {
+    auto* r = static_cast<stats_reader*>(t->data);
+    const uvrt::runtime_stats st = r->rt_.stats();
+    ++r->reads_;
+    r->last_submitted_ = st.submitted;
+    r->last_settled_ = st.settled;
+  }
+
+  uvrt::runtime& rt_;
+  uv_timer_t timer_;
+  std::uint64_t reads_ = 0;
+  std::uint64_t last_submitted_ = 0;
+  std::uint64_t last_settled_ = 0;
+  bool closed_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
 // The window of jobs in flight, shared by the modes that use the pool.
 
 // Submissions per loop turn while a window fills. A slice of 1024 took a median 0.05 ms through
@@ -441,12 +604,21 @@ constexpr std::uint64_t fill_slice = 1024;
 // order (to_thread) always has one coming. The idle handle is closed as soon as the fill ends,
 // because while it is active the loop polls without blocking, spinning on a core.
 //
+// The first time the window is full (or every job is submitted), right after that submission, it
+// calls `queued`: the jobs are queued, and the stat probe starts.
+//
 // A job that cannot be submitted, or that comes back without a result, ends the submissions: the
 // jobs in flight finish, the loop runs out of work, and check() reports the first such failure.
 class job_window {
  public:
-  job_window(uv_loop_t* loop, const settings& s, job_ledger& ledger, std::function<void(std::uint64_t)> submit)
-      : loop_(loop), jobs_(s.jobs), width_(s.inflight), ledger_(ledger), submit_(std::move(submit)) {}
+  job_window(uv_loop_t* loop, const settings& s, job_ledger& ledger, std::function<void(std::uint64_t)> submit,
+             std::function<void()> queued)
+      : loop_(loop),
+        jobs_(s.jobs),
+        width_(s.inflight),
+        ledger_(ledger),
+        submit_(std::move(submit)),
+        queued_(std::move(queued)) {}
   job_window(const job_window&) = delete;
   job_window& operator=(const job_window&) = delete;
 
@@ -498,7 +670,9 @@ class job_window {
     } catch (const std::exception& e) {
       give_up("cannot submit job " + std::to_string(job) + ": " + e.what());
     }
-    if (!has_room()) end_fill();
+    if (has_room()) return;
+    end_fill();
+    if (error_.empty() && queued_) std::exchange(queued_, nullptr)();
   }
 
   void give_up(std::string why) {
@@ -518,6 +692,7 @@ class job_window {
   std::uint64_t width_;
   job_ledger& ledger_;
   std::function<void(std::uint64_t)> submit_;
+  std::function<void()> queued_;  // until the window is first full
   std::uint64_t next_ = 0;  // the next job to submit
   std::uint64_t in_flight_ = 0;
   std::string error_;
@@ -528,7 +703,9 @@ class job_window {
 
 // ---------------------------------------------------------------------------------------------
 // The four modes. Each is built before the clock starts (to_thread's ring of futures, c_api's C
-// runtime) and timed from run() on. All run on the runtime's loop.
+// runtime) and timed from run() on. All run on the runtime's loop. Each calls `queued` once, when
+// its first jobs are queued: the pool modes when their window is first full, direct mode at the
+// start of its first turn's calls.
 
 // The anti-pattern: each loop turn, `inflight` requests are ready and each handler makes its
 // blocking call on the loop thread, back to back, as a server with that many concurrent clients
@@ -536,7 +713,8 @@ class job_window {
 // request's round trip runs from the start of its turn, when it was ready, to its call's return.
 class direct_mode {
  public:
-  direct_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s) : rt_(rt), ledger_(ledger), s_(s) {}
+  direct_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s, std::function<void()> queued)
+      : rt_(rt), ledger_(ledger), s_(s), queued_(std::move(queued)) {}
   direct_mode(const direct_mode&) = delete;
   direct_mode& operator=(const direct_mode&) = delete;
 
@@ -552,6 +730,7 @@ class direct_mode {
   static void on_idle(uv_idle_t* h) {
     auto* d = static_cast<direct_mode*>(h->data);
     const std::uint64_t ready_at = uv_hrtime();
+    if (d->queued_) std::exchange(d->queued_, nullptr)();
     const std::uint64_t end = std::min(d->next_ + d->s_.inflight, d->s_.jobs);
     for (; d->next_ < end; ++d->next_) {
       d->ledger_.submitted(d->next_, ready_at);
@@ -566,6 +745,7 @@ class direct_mode {
   uvrt::runtime& rt_;
   job_ledger& ledger_;
   const settings& s_;
+  std::function<void()> queued_;  // until the first turn
   uv_idle_t idle_;
   std::uint64_t next_ = 0;
   bool closed_ = false;
@@ -576,13 +756,16 @@ class direct_mode {
 // Job j lives in ring[j % size]; the window submits job j + size only after job j was delivered.
 class to_thread_mode {
  public:
-  to_thread_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s)
+  to_thread_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s, std::function<void()> queued)
       : rt_(rt),
         ledger_(ledger),
         ring_(std::min(s.inflight, s.jobs)),
-        window_(rt.loop(), s, ledger, [this](std::uint64_t job) {
-          ring_[job % ring_.size()] = rt_.to_thread(&job_ledger::run, &ledger_, job);
-        }) {}
+        window_(
+            rt.loop(), s, ledger,
+            [this](std::uint64_t job) {
+              ring_[job % ring_.size()] = rt_.to_thread(&job_ledger::run, &ledger_, job);
+            },
+            std::move(queued)) {}
   to_thread_mode(const to_thread_mode&) = delete;
   to_thread_mode& operator=(const to_thread_mode&) = delete;
 
@@ -619,8 +802,9 @@ class c_api_mode {
   static_assert(sizeof(void*) >= sizeof(std::uint64_t), "the result is packed into a pointer");
 
  public:
-  c_api_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s)
-      : ledger_(ledger), window_(rt.loop(), s, ledger, [this](std::uint64_t job) { submit(job); }) {
+  c_api_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s, std::function<void()> queued)
+      : ledger_(ledger),
+        window_(rt.loop(), s, ledger, [this](std::uint64_t job) { submit(job); }, std::move(queued)) {
     // Default options: the pool the C++ runtime started, whatever its size.
     if (const int rc = uvrt_runtime_create_on_loop(&rt_, rt.loop(), nullptr); rc != 0)
       throw std::runtime_error(std::string("c_api: uvrt_runtime_create_on_loop: ") + uvrt_strerror(rc));
@@ -678,8 +862,10 @@ class c_api_mode {
 // the next job submitted from the after-work callback.
 class bare_mode {
  public:
-  bare_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s)
-      : loop_(rt.loop()), ledger_(ledger), window_(loop_, s, ledger, [this](std::uint64_t job) { submit(job); }) {}
+  bare_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s, std::function<void()> queued)
+      : loop_(rt.loop()),
+        ledger_(ledger),
+        window_(loop_, s, ledger, [this](std::uint64_t job) { submit(job); }, std::move(queued)) {}
   bare_mode(const bare_mode&) = delete;
   bare_mode& operator=(const bare_mode&) = delete;
 
@@ -737,6 +923,8 @@ struct mode_result {
   double wall_s;
   distribution round_trip;
   distribution lag;
+  distribution fs_stat;  // --fs-probe's calls; no samples without it
+  std::optional<std::uint64_t> stats_reads;  // --read-stats in to_thread mode: how often stats() was read
   long peak_rss_kb;
 };
 
@@ -747,40 +935,56 @@ long peak_rss_kb() {
   return usage.ru_maxrss;
 }
 
-// Builds the mode, then runs it with the lag probe and the progress line covering all of it. They
-// are closed after the mode, also when it failed, and the loop turns until their close callbacks
-// ran: the timers must not outlive them.
+// Builds the mode, then runs it with the lag probe, the progress line and the stats reader (if
+// any) covering all of it. They are closed after the mode, also when it failed, and the loop turns
+// until their close callbacks ran: the timers must not outlive them. That last turning also lets
+// the stat probe's remaining calls answer (to_thread's block_on returns with its last job, not
+// with the loop's last request); after a failure the probe issues no more calls first.
+//
+// The wall time runs from just before the mode's first submission to its last result (the
+// ledger's stamp), so stat calls that answer after the jobs do not lengthen it.
 template <class Mode>
 mode_result measure(uvrt::runtime& rt, mode_id id, const settings& s) {
   const char* name = name_of(id);
   job_ledger ledger(s.work, s.jobs);
-  Mode mode(rt, ledger, s);
+  stat_probe stat(rt.loop(), s.fs_probe);
+  Mode mode(rt, ledger, s, [&stat] { stat.start(); });
   lag_probe probe(rt.loop());
   progress_line progress(rt.loop(), name, ledger, s.jobs);
+  std::optional<stats_reader> reader;
+  if (id == mode_id::to_thread && s.read_stats) reader.emplace(rt);
   auto stop_watching = [&] {
     probe.close();
     progress.close();
+    if (reader) reader->close();
     rt.run();
   };
   probe.start();
   progress.start();
+  if (reader) reader->start();
   const std::uint64_t start = uv_hrtime();
   try {
     mode.run();
   } catch (...) {
+    stat.stop();
     stop_watching();
     throw;
   }
-  const std::uint64_t wall_ns = uv_hrtime() - start;
   stop_watching();
-  if (!probe.closed() || !progress.closed())
+  if (!probe.closed() || !progress.closed() || (reader && !reader->closed()))
     throw std::logic_error(std::string(name) + ": a timer's close callback never ran");
+  if (stat.in_flight())
+    throw std::logic_error(std::string(name) + ": the loop stopped while a uv_fs_stat was in flight");
   ledger.verify(name, s.jobs);
+  stat.check(name);
+  if (reader) reader->check(name, s.jobs);
   return {id,
           s.jobs,
-          static_cast<double>(wall_ns) / 1e9,
+          static_cast<double>(ledger.last_result_at() - start) / 1e9,
           summarize(ledger.round_trips_ns()),
           summarize(probe.lags_ns()),
+          summarize(stat.latencies_ns()),
+          reader ? std::optional<std::uint64_t>(reader->reads()) : std::nullopt,
           peak_rss_kb()};
 }
 
@@ -804,20 +1008,29 @@ struct machine {
 
 void print_header(const settings& s, const machine& m) {
   std::printf("uvrt-bench: blocking calls on the loop thread, through uvrt and through bare libuv\n");
-  std::printf("libuv %s, pool %d threads, %u cores, work %s, jobs %llu, in flight %llu, lag timer every 1 ms\n\n",
+  std::printf("libuv %s, pool %d threads, %u cores, work %s, jobs %llu, in flight %llu, lag timer every 1 ms\n",
               uv_version_string(), m.pool_threads, m.cores, describe(s.work).c_str(),
               static_cast<unsigned long long>(s.jobs), static_cast<unsigned long long>(s.inflight));
-  std::printf("%-10s %10s %9s %11s %11s %11s %11s %11s %11s %7s %12s\n", "mode", "jobs", "wall s", "jobs/s",
+  if (s.reserved >= 0) std::printf("reserved threads %d (options::reserved_threads)\n", s.reserved);
+  if (s.fs_probe > 0)
+    std::printf("then %llu uv_fs_stat calls (%s), one after another, from the moment the jobs are queued\n",
+                static_cast<unsigned long long>(s.fs_probe), stat_path);
+  if (s.read_stats) std::printf("to_thread reads runtime::stats() every 1 ms\n");
+  std::printf("\n%-10s %10s %9s %11s %11s %11s %11s %11s %11s %7s %12s", "mode", "jobs", "wall s", "jobs/s",
               "rtt p50 ms", "rtt p99 ms", "lag p50 ms", "lag p99 ms", "lag max ms", "ticks", "peak RSS KB");
+  if (s.fs_probe > 0) std::printf(" %12s %12s %12s", "stat p50 ms", "stat p99 ms", "stat max ms");
+  std::printf("\n");
 }
 
-void print_row(const mode_result& r) {
+void print_row(const settings& s, const mode_result& r) {
   std::printf("%-10s %10llu %9.3f %11.0f %11.3f %11.3f ", name_of(r.mode), static_cast<unsigned long long>(r.jobs), r.wall_s,
               static_cast<double>(r.jobs) / r.wall_s, r.round_trip.p50_ms, r.round_trip.p99_ms);
   // A run shorter than one tick has no lag to report; zeros would claim a perfect loop.
   if (r.lag.samples == 0) std::printf("%11s %11s %11s %7zu", "-", "-", "-", r.lag.samples);
   else std::printf("%11.3f %11.3f %11.3f %7zu", r.lag.p50_ms, r.lag.p99_ms, r.lag.max_ms, r.lag.samples);
-  std::printf(" %12ld\n", r.peak_rss_kb);
+  std::printf(" %12ld", r.peak_rss_kb);
+  if (s.fs_probe > 0) std::printf(" %12.3f %12.3f %12.3f", r.fs_stat.p50_ms, r.fs_stat.p99_ms, r.fs_stat.max_ms);
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -849,6 +1062,9 @@ void print_footer(const std::vector<mode_result>& results) {
     if (r.mode == mode_id::direct) direct = &r;
     if (r.mode == mode_id::to_thread) threaded = &r;
   }
+  if (threaded && threaded->stats_reads)
+    std::printf("\nto_thread read runtime::stats() %llu times\n",
+                static_cast<unsigned long long>(*threaded->stats_reads));
   if (direct && threaded) print_conclusion(*direct, *threaded);
 }
 
@@ -865,7 +1081,12 @@ void print_json(const settings& s, const machine& m, const std::vector<mode_resu
               static_cast<unsigned long long>(s.jobs), describe(s.work).c_str());
   if (s.threads == 0) std::printf("null");
   else std::printf("%d", s.threads);
-  std::printf(", \"inflight\": %llu, \"modes\": [", static_cast<unsigned long long>(s.inflight));
+  std::printf(", \"reserved\": ");
+  if (s.reserved < 0) std::printf("null");
+  else std::printf("%d", s.reserved);
+  std::printf(", \"inflight\": %llu, \"fs_probe\": %llu, \"read_stats\": %s, \"modes\": [",
+              static_cast<unsigned long long>(s.inflight), static_cast<unsigned long long>(s.fs_probe),
+              s.read_stats ? "true" : "false");
   const char* separator = "";
   for (mode_id id : all_modes) {
     if (!s.runs(id)) continue;
@@ -886,20 +1107,26 @@ void print_json(const settings& s, const machine& m, const std::vector<mode_resu
     print_json_lag("lag_p50_ms", r.lag, r.lag.p50_ms);
     print_json_lag("lag_p99_ms", r.lag, r.lag.p99_ms);
     print_json_lag("lag_max_ms", r.lag, r.lag.max_ms);
-    std::printf(", \"lag_samples\": %zu, \"peak_rss_kb\": %ld}", r.lag.samples, r.peak_rss_kb);
+    std::printf(", \"lag_samples\": %zu, \"peak_rss_kb\": %ld", r.lag.samples, r.peak_rss_kb);
+    if (s.fs_probe > 0)
+      std::printf(", \"fs_stat_calls\": %zu, \"fs_stat_p50_ms\": %.4f, \"fs_stat_p99_ms\": %.4f, "
+                  "\"fs_stat_max_ms\": %.4f",
+                  r.fs_stat.samples, r.fs_stat.p50_ms, r.fs_stat.p99_ms, r.fs_stat.max_ms);
+    if (r.stats_reads) std::printf(", \"stats_reads\": %llu", static_cast<unsigned long long>(*r.stats_reads));
+    std::printf("}");
   }
   std::printf("\n  }\n}\n");
 }
 
 int run(const settings& s) {
-  uvrt::runtime rt(uvrt::options{.threadpool_size = s.threads});
+  uvrt::runtime rt(uvrt::options{.threadpool_size = s.threads, .reserved_threads = s.reserved});
   const machine m{uvrt::threadpool_size(), std::thread::hardware_concurrency()};
   if (!s.json) print_header(s, m);
   std::vector<mode_result> results;
   for (mode_id id : all_modes) {
     if (!s.runs(id)) continue;
     results.push_back(measure(rt, id, s));
-    if (!s.json) print_row(results.back());
+    if (!s.json) print_row(s, results.back());
   }
   if (s.json) print_json(s, m, results);
   else print_footer(results);
