@@ -159,11 +159,15 @@ void dispatch::work(uv_work_t* req) {
   for (;;) {
     job_core* j = d.take_job(k);
     if (!j) {
-      // The queue ran dry: wait a moment for the next job before giving the thread back.
+      // The queue ran dry: one carrier at a time waits a moment for the next job before giving
+      // its thread back. More would only take the processor from the loop that submits it.
+      if (d.spinning_) break;
+      d.spinning_ = true;
       lock.unlock();
       const std::uint64_t spin_end = ticks() + spin;
       while (d.queued_.load(std::memory_order_relaxed) == 0 && ticks() < spin_end) cpu_relax();
       lock.lock();
+      d.spinning_ = false;
       j = d.take_job(k);
       if (!j) break;
       now = ticks();

@@ -156,6 +156,7 @@ class dispatch {
   job_core* returns_ = nullptr;  // LIFO; take_returns reverses it
   job_core* granted_ = nullptr;  // LIFO; take_granted reverses it
   bool wake_open_ = true;
+  bool spinning_ = false;        // a carrier waits for the next job (at most one does)
   // Loop thread.
   const int max_carriers_;          // the pool's slots: more never run at once
   std::vector<carrier*> carriers_;  // every carrier made so far
