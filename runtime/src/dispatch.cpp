@@ -23,6 +23,10 @@ constexpr std::uint64_t slice_ns = 500'000;
 // about what a wake-up of a sleeping thread costs, so a job submitted one at a time (a round trip)
 // finds it still there instead of waking a thread.
 constexpr std::uint64_t spin_ns = 20'000;
+// The loop's side of the same: after a turn that found returned jobs, the loop keeps looking for
+// them every turn, with poll not blocking, for this long; only then does it sleep until signalled.
+// A signal costs the worker a write and the loop a wake-up and a read of the eventfd.
+constexpr std::uint64_t hot_ns = 20'000;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -108,7 +112,7 @@ void dispatch::send_carriers() noexcept {
     std::lock_guard lock(mutex_);
     const std::size_t queued = queued_.load(std::memory_order_relaxed);
     const auto free = static_cast<std::size_t>(free_carriers_);
-    if (wake_open_ && queued > free) want = static_cast<int>(std::min<std::size_t>(queued - free, static_cast<std::size_t>(max_carriers_)));
+    if (wake_open_.load(std::memory_order_relaxed) && queued > free) want = static_cast<int>(std::min<std::size_t>(queued - free, static_cast<std::size_t>(max_carriers_)));
   }
   // A runtime in the slots' line that needs nothing now leaves it (and passes on what it was
   // granted); one that needs carriers takes what it can and keeps its place for the rest.
@@ -178,13 +182,11 @@ void dispatch::work(uv_work_t* req) {
     const std::uint64_t done = ticks();
     k->run.record(done - now);
     now = done;
+    // One signal for all the jobs that return before the loop takes them, none while it polls.
+    if (d.push_return(j) && !d.loop_polling_.load(std::memory_order_seq_cst)) d.signal();
     lock.lock();
     k->job = nullptr;
     ++d.free_carriers_;
-    j->next = d.returns_;
-    d.returns_ = j;
-    // One signal for all the jobs that return before the loop takes them.
-    if (!j->next && d.wake_open_) uv_async_send(&d.wake);
     if (now >= slice_end) break;
   }
   --d.free_carriers_;
@@ -215,19 +217,53 @@ void dispatch::on_wake(uv_async_t* h) {
   core& c = *static_cast<core*>(h->data);
   if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   dispatch& d = c.dispatch_;
-  d.take_returns();
+  if (d.take_returns() && !d.hot_ && d.unreturned_ > 0 && d.wake_open_.load(std::memory_order_relaxed)) {
+    // Jobs are coming back: look for them every turn for a while instead of being signalled.
+    d.hot_ = true;
+    d.loop_polling_.store(true, std::memory_order_seq_cst);
+    d.last_return_ = uv_hrtime();
+    c.settle_.hold_turns(true);
+  }
   take_granted_tokens(c);
   d.send_carriers();
   c.progress();
 }
 
-void dispatch::take_returns() noexcept {
-  job_core* list;
-  {
-    std::lock_guard lock(mutex_);
-    list = returns_;
-    returns_ = nullptr;
+bool dispatch::push_return(job_core* j) noexcept {
+  job_core* head = returns_.load(std::memory_order_relaxed);
+  do {
+    j->next = head;
+  } while (!returns_.compare_exchange_weak(head, j, std::memory_order_seq_cst, std::memory_order_relaxed));
+  return head == nullptr;
+}
+
+// The count of signallers and the open flag are both sequentially consistent: either close_wake
+// sees this thread counted and waits for it, or this thread sees the handle closing and leaves it.
+void dispatch::signal() noexcept {
+  senders_.fetch_add(1, std::memory_order_seq_cst);
+  if (wake_open_.load(std::memory_order_seq_cst)) uv_async_send(&wake);
+  senders_.fetch_sub(1, std::memory_order_release);
+}
+
+// Going cold: the flag is cleared before the last look (both sequentially consistent), so a job
+// pushed after that look finds the flag clear and signals.
+void dispatch::poll_returns() noexcept {
+  if (!hot_) return;
+  const std::uint64_t now = uv_hrtime();
+  if (take_returns()) {
+    last_return_ = now;
+    return;
   }
+  if (now - last_return_ < hot_ns && unreturned_ > 0) return;
+  hot_ = false;
+  loop_polling_.store(false, std::memory_order_seq_cst);
+  core_.settle_.hold_turns(false);
+  take_returns();
+}
+
+bool dispatch::take_returns() noexcept {
+  job_core* list = returns_.exchange(nullptr, std::memory_order_seq_cst);
+  if (!list) return false;
   job_core* fifo = reversed(list);
   // A continuation may fork: the child takes nothing more of the parent's (lifecycle.hpp).
   while (fifo && !core_.inherited()) {
@@ -235,6 +271,7 @@ void dispatch::take_returns() noexcept {
     back(fifo, true);
     fifo = next;
   }
+  return true;
 }
 
 void dispatch::back(job_core* j, bool settle_now) noexcept {
@@ -243,12 +280,16 @@ void dispatch::back(job_core* j, bool settle_now) noexcept {
 }
 
 void dispatch::grant(job_core* j) noexcept {
-  std::lock_guard lock(mutex_);
-  j->next = granted_;
-  granted_ = j;
+  bool first;
+  {
+    std::lock_guard lock(mutex_);
+    j->next = granted_;
+    granted_ = j;
+    first = !j->next;
+  }
   // Open: a runtime with jobs on their way to it is not settled, so it cannot be closing.
-  assert(wake_open_);
-  if (!j->next) uv_async_send(&wake);
+  assert(wake_open_.load(std::memory_order_relaxed));
+  if (first) signal();
 }
 
 job_core* dispatch::take_granted() noexcept {
@@ -310,10 +351,14 @@ std::size_t dispatch::cancel_queue() noexcept {
 }
 
 void dispatch::close_wake() noexcept {
-  {
-    std::lock_guard lock(mutex_);
-    wake_open_ = false;
+  wake_open_.store(false, std::memory_order_seq_cst);
+  if (hot_) {
+    hot_ = false;
+    loop_polling_.store(false, std::memory_order_seq_cst);
+    core_.settle_.hold_turns(false);
   }
+  // Only carriers of jobs shutdown() abandoned can still be returning: wait out a signal under way.
+  while (senders_.load(std::memory_order_seq_cst) != 0) cpu_relax();
   forget_slots(this);
 }
 

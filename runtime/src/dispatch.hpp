@@ -20,15 +20,17 @@
 // A carrier's after-work callback (loop thread) gives its slot back and sends carriers again.
 //
 // Invariants:
-//   - The queue, its counts, the returns list and each carrier's current job are guarded by
-//     `mutex_`; everything else here is the loop thread's.
+//   - The queue, its counts and each carrier's current job are guarded by `mutex_`; the returns
+//     list is a lock-free stack (pushed by carriers, taken whole by the loop); everything else
+//     here is the loop thread's.
 //   - A job here is `dispatched`. Queued, it is linked through prev/next; once a carrier takes it,
-//     its `prev` is `taken_mark` and the carrier's `job` points at it until it is on the returns
-//     list. A job on the returns list was run; the loop takes it with take_returns.
+//     its `prev` is `taken_mark` and the carrier's `job` points at it until the carrier takes the
+//     next one (so, briefly, also while it is on the returns list). A job on the returns list was
+//     run; the loop takes it with take_returns.
 //   - A carrier touches a job only between taking it and putting it on the returns list, and the
 //     core's loop-thread fields of a job (flags, cont) never.
-//   - `wake` is signalled only while `wake_open_`, under the mutex; teardown clears it before
-//     closing the handle, so no worker ever signals a closed handle.
+//   - `wake` is signalled only while `wake_open_` (signal()); teardown clears it and waits for
+//     signals under way before closing the handle, so no worker ever signals a closed handle.
 //   - `out_` carriers hold a slot each and keep the loop alive as libuv requests do; `wake` is
 //     referenced while jobs wait without a carrier out to run them (no slot) or for a limiter.
 #pragma once
@@ -96,19 +98,26 @@ class dispatch {
       std::lock_guard lock(mutex_);
       for (carrier* k : carriers_)
         if (k->job) running_[n++] = k->job;
-      list = returns_;
-      returns_ = nullptr;
+      list = returns_.exchange(nullptr, std::memory_order_acquire);
     }
+    // A carrier's job stays its `job` from its return until the carrier takes the next one.
     for (job_core* j = reversed(list); j;) {
       job_core* next = j->next;
+      for (std::size_t i = 0; i < n; ++i)
+        if (running_[i] == j) running_[i] = nullptr;
       returned(j);
       back(j, false);
       j = next;
     }
-    for (std::size_t i = 0; i < n; ++i) running(running_[i]);
+    for (std::size_t i = 0; i < n; ++i)
+      if (running_[i]) running(running_[i]);
   }
-  // Takes the returned jobs, in the order they returned, to the core (core::job_back).
-  void take_returns() noexcept;
+  // Takes the returned jobs, in the order they returned, to the core (core::job_back). True if
+  // there were any.
+  bool take_returns() noexcept;
+  // Every turn, in the check phase: while jobs return often, the loop looks for them itself
+  // (and keeps poll from blocking) instead of being signalled; see dispatch.cpp.
+  void poll_returns() noexcept;
   // Sends carriers while the queue needs them and slots allow.
   void send_carriers() noexcept;
   // Teardown: no more signals of `wake`, no more slots; returns are taken by after-work callbacks.
@@ -145,6 +154,8 @@ class dispatch {
   void unlink(job_core* j) noexcept;  // under mutex_
   carrier* idle_carrier() noexcept;
   void back(job_core* j, bool settle_now) noexcept;  // a returned job to the core
+  bool push_return(job_core* j) noexcept;            // any thread; true if the list was empty
+  void signal() noexcept;                             // any thread: uv_async_send(&wake) while open
 
   core& core_;
   std::mutex mutex_;
@@ -152,12 +163,17 @@ class dispatch {
   job_core* head_ = nullptr;
   job_core* tail_ = nullptr;
   std::atomic<std::size_t> queued_{0};
-  int free_carriers_ = 0;     // out, not running a job: will take the next queued one
-  job_core* returns_ = nullptr;  // LIFO; take_returns reverses it
+  int free_carriers_ = 0;        // out, not running a job: will take the next queued one
   job_core* granted_ = nullptr;  // LIFO; take_granted reverses it
-  bool wake_open_ = true;
   bool spinning_ = false;        // a carrier waits for the next job (at most one does)
+  // Lock-free, on a line of their own: every return touches them, off the queue's lock.
+  alignas(64) std::atomic<job_core*> returns_{nullptr};  // LIFO; take_returns reverses it
+  std::atomic<bool> loop_polling_{false};  // the loop looks for returns every turn: no signal needed
+  std::atomic<bool> wake_open_{true};
+  std::atomic<int> senders_{0};  // threads inside signal()
   // Loop thread.
+  bool hot_ = false;                // loop_polling_ as the loop last set it
+  std::uint64_t last_return_ = 0;   // uv_hrtime of the last turn that found returns
   const int max_carriers_;          // the pool's slots: more never run at once
   std::vector<carrier*> carriers_;  // every carrier made so far
   std::vector<job_core*> running_;  // for_each_taken's snapshot: one per carrier

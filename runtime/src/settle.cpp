@@ -28,6 +28,19 @@ void settlement::wait(job_core* j) noexcept {
   backlog_tail_ = j;
 }
 
+void settlement::hold_turns(bool on) noexcept {
+  held_ = on;
+  if (on) {
+    if (slice_ == slice::idle) {
+      uv_check_start(&slicer, &on_check);
+      slice_ = slice::closed;
+    }
+    uv_idle_start(&spinner, [](uv_idle_t*) {});
+  } else if (!backlog_head_) {
+    uv_idle_stop(&spinner);
+  }
+}
+
 void settlement::open_slice() noexcept {
   // slicer ends the slice after the poll.
   if (slice_ == slice::idle) uv_check_start(&slicer, &on_check);
@@ -46,7 +59,8 @@ void settlement::on_check(uv_check_t* h) {
   core& c = *static_cast<core*>(h->data);
   if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   settlement& s = c.settle_;
-  if (s.slice_ == slice::closed && !s.backlog_head_) {
+  c.dispatch_.poll_returns();
+  if (s.slice_ == slice::closed && !s.backlog_head_ && !s.held_) {
     // A turn without arrivals: nothing to settle until jobs arrive again.
     uv_check_stop(&s.slicer);
     s.slice_ = slice::idle;
@@ -62,7 +76,7 @@ void settlement::on_check(uv_check_t* h) {
     s.finish(j);
   }
   s.slice_ = slice::closed;
-  if (!s.backlog_head_) uv_idle_stop(&s.spinner);
+  if (!s.backlog_head_ && !s.held_) uv_idle_stop(&s.spinner);
   c.check_invariants();
   c.progress();
 }

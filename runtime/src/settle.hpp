@@ -16,8 +16,9 @@
 //   - The backlog holds `arrived` jobs, FIFO, linked through next; `waiting_` counts them.
 //   - `slicer` is active exactly when the slice is not `idle`; a non-empty backlog means `slicer`
 //     and `spinner` are both active (spinner keeps poll from blocking until the backlog is done).
-//   - Both handles are unreferenced or idle when there is nothing to settle: they never keep a
-//     loop alive on their own, except spinner while the backlog is not empty.
+//   - Both handles are unreferenced or idle when there is nothing to settle and dispatch does not
+//     hold the turns: they never keep a loop alive on their own, except spinner while the backlog
+//     is not empty or the turns are held (dispatch holds them only while jobs are out).
 #pragma once
 
 #include <uv.h>
@@ -47,6 +48,9 @@ class settlement {
     for (job_core* j = backlog_head_; j; j = j->next) f(j);
   }
   std::size_t waiting() const noexcept { return waiting_; }
+  // While held, every turn runs `slicer` (which lets dispatch look for returned jobs first) and
+  // poll does not block: dispatch holds the turns while jobs come back often (dispatch.cpp).
+  void hold_turns(bool on) noexcept;
   void check_invariants() const noexcept;
 
   uv_check_t slicer;  // after each poll: ends the slice, settles the backlog
@@ -80,6 +84,7 @@ class settlement {
   job_core* backlog_head_ = nullptr;
   job_core* backlog_tail_ = nullptr;
   std::size_t waiting_ = 0;
+  bool held_ = false;
 };
 
 }  // namespace uvrt::detail
