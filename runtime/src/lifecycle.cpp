@@ -90,9 +90,8 @@ shutdown_result core::shutdown(std::chrono::nanoseconds timeout) {
     turn_scope scope(*this);
     const census n = cancel_all();
     const std::uint64_t end = uv_hrtime() + static_cast<std::uint64_t>(timeout.count());
-    // One turn that does not wait, whatever the timeout: what libuv has handed back already (jobs
-    // that returned before this call, jobs uv_cancel just took out of its queue) arrives now
-    // instead of being taken for still running.
+    // One turn that does not wait, whatever the timeout: jobs that returned before this call
+    // arrive now instead of being taken for still running.
     scope.turn(UV_RUN_NOWAIT);
     check_not_inherited(this, "uvrt::runtime::shutdown");
     // The timer only wakes the poll by the deadline; uv_hrtime decides, since libuv's timers count

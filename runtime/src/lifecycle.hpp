@@ -7,12 +7,15 @@
 //   stopped    work refused (runtime_closed_error, UVRT_ECLOSING);  detached          the destructor
 //              the runtime object still exists
 //   detached   the runtime object is gone; queued jobs cancelled,   closing            progress(): nothing in flight but
-//              running ones asked to stop; posts still served                          abandoned jobs, no deferred continuation
+//              running ones asked to stop; posts still served                          abandoned jobs, no deferred continuation,
+//                                                                                      every carrier back unless one holds an
+//                                                                                      abandoned job
 //   closing    posts refused (the last ones served); uvrt's         draining, closed   the last close callback: draining if
-//              handles closing                                                         libuv still holds abandoned jobs
-//   draining   no handle of uvrt's on the loop; libuv still holds   closed             the last abandoned job handed back
-//              jobs shutdown() abandoned (its requests keep an
-//              application's uv_run(UV_RUN_DEFAULT) going)
+//              handles closing                                                         carriers are still out
+//   draining   no handle of uvrt's on the loop; libuv still holds   closed             the last carrier back (its after-work
+//              carriers, some with jobs shutdown() abandoned (its                      callback takes its abandoned jobs)
+//              requests keep an application's uv_run(UV_RUN_DEFAULT)
+//              going)
 //   closed     nothing of uvrt's left on the loop                   (freed)            see "who frees" below
 //
 // Who turns the loop while a detached core finishes (drive.hpp has the one function that turns):
@@ -21,11 +24,11 @@
 //     outermost uvrt frame of this core on the stack (run, block_on, shutdown) finishes the
 //     teardown before it returns; with none (the application turns its loop with uv_run), the
 //     application's later turns do;
-//   - in draining, an own loop is turned by a thread of uvrt's until the abandoned jobs are back;
+//   - in draining, an own loop is turned by a thread of uvrt's until the carriers are back;
 //     an application's loop gets them back on its own turns.
 // Who frees the core: whoever sees `closed` with no uvrt frame holding the core on the stack:
 // the frame itself as it unwinds, else the libuv callback that reached `closed` (the last close
-// callback, or the last abandoned job's after-work callback).
+// callback, or the last carrier's after-work callback).
 //
 // fork(): a child inherits the core but not its jobs or its loop's kernel objects, which it shares
 // with the parent. In the child every call but the destructor is refused, and the destructor
