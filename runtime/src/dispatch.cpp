@@ -2,6 +2,7 @@
 #include "dispatch.hpp"
 
 #include <new>
+#include <utility>
 
 #include "core.hpp"
 #include "pool_slots.hpp"
@@ -159,6 +160,7 @@ void dispatch::work(uv_work_t* req) {
   std::uint64_t now = ticks();
   const std::uint64_t slice_end = now + ticks_for_ns(slice_ns);
   const std::uint64_t spin = ticks_for_ns(spin_ns);
+  bool signal = false;  // the last job returned to an empty stack while the loop was not polling
   std::unique_lock lock(d.mutex_);
   for (;;) {
     job_core* j = d.take_job(k);
@@ -168,6 +170,7 @@ void dispatch::work(uv_work_t* req) {
       if (d.spinning_) break;
       d.spinning_ = true;
       lock.unlock();
+      if (std::exchange(signal, false)) d.signal();
       const std::uint64_t spin_end = ticks() + spin;
       while (d.queued_.load(std::memory_order_relaxed) == 0 && ticks() < spin_end) cpu_relax();
       lock.lock();
@@ -177,20 +180,24 @@ void dispatch::work(uv_work_t* req) {
       now = ticks();
     }
     lock.unlock();
+    if (std::exchange(signal, false)) d.signal();
     k->wait.record(now > j->stamp ? now - j->stamp : 0);
     j->vt->run(j);
     const std::uint64_t done = ticks();
     k->run.record(done - now);
     now = done;
-    // One signal for all the jobs that return before the loop takes them, none while it polls.
-    if (d.push_return(j) && !d.loop_polling_.load(std::memory_order_seq_cst)) d.signal();
+    // Under the lock, with `job` cleared: for_each_taken sees the job in exactly one of the two
+    // places, and never as `job` once the loop may have taken it back and freed it. One signal for
+    // all the jobs that return before the loop takes them, none while it polls.
     lock.lock();
     k->job = nullptr;
     ++d.free_carriers_;
+    signal = d.push_return(j) && !d.loop_polling_.load(std::memory_order_seq_cst);
     if (now >= slice_end) break;
   }
   --d.free_carriers_;
   lock.unlock();
+  if (signal) d.signal();
   // The thread is libuv's again from here: its slot goes to whoever waits for one now, not when
   // the loop gets to the after-work callback (an idle loop would hold it for ever).
   give_slot();

@@ -21,12 +21,12 @@
 //
 // Invariants:
 //   - The queue, its counts and each carrier's current job are guarded by `mutex_`; the returns
-//     list is a lock-free stack (pushed by carriers, taken whole by the loop); everything else
-//     here is the loop thread's.
+//     list is a stack carriers push under the mutex (with a CAS, since the loop takes it whole
+//     without the mutex); everything else here is the loop thread's.
 //   - A job here is `dispatched`. Queued, it is linked through prev/next; once a carrier takes it,
-//     its `prev` is `taken_mark` and the carrier's `job` points at it until the carrier takes the
-//     next one (so, briefly, also while it is on the returns list). A job on the returns list was
-//     run; the loop takes it with take_returns.
+//     its `prev` is `taken_mark` and the carrier's `job` points at it until the carrier pushes it
+//     on the returns stack, under the mutex, so for_each_taken sees each job in one place. A job
+//     on the returns stack was run; the loop takes it with take_returns.
 //   - A carrier touches a job only between taking it and putting it on the returns list, and the
 //     core's loop-thread fields of a job (flags, cont) never.
 //   - `wake` is signalled only while `wake_open_` (signal()); teardown clears it and waits for
@@ -100,17 +100,13 @@ class dispatch {
         if (k->job) running_[n++] = k->job;
       list = returns_.exchange(nullptr, std::memory_order_acquire);
     }
-    // A carrier's job stays its `job` from its return until the carrier takes the next one.
     for (job_core* j = reversed(list); j;) {
       job_core* next = j->next;
-      for (std::size_t i = 0; i < n; ++i)
-        if (running_[i] == j) running_[i] = nullptr;
       returned(j);
       back(j, false);
       j = next;
     }
-    for (std::size_t i = 0; i < n; ++i)
-      if (running_[i]) running(running_[i]);
+    for (std::size_t i = 0; i < n; ++i) running(running_[i]);
   }
   // Takes the returned jobs, in the order they returned, to the core (core::job_back). True if
   // there were any.

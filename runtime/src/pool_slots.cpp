@@ -1,8 +1,6 @@
 // Pool slots: see pool_slots.hpp for the design and invariants.
 #include "pool_slots.hpp"
 
-#include <pthread.h>
-
 #include <mutex>
 
 #include "dispatch.hpp"
@@ -57,19 +55,20 @@ void give_locked() noexcept {
 }  // namespace
 
 void set_pool_slots(int total) noexcept {
-  static const bool registered = [] {
-    // In the child, the parent's carriers are gone and so are its waiting runtimes' loops.
-    return pthread_atfork([] { slots_mutex.lock(); }, [] { slots_mutex.unlock(); },
-                          [] {
-                            free_slots = total_slots;
-                            waiters_head = waiters_tail = nullptr;
-                            slots_mutex.unlock();
-                          }) == 0;
-  }();
-  (void)registered;  // without the handler a child that forks mid-burst may wait for slots forever
   std::lock_guard lock(slots_mutex);
   free_slots += total - total_slots;
   total_slots = total;
+}
+
+void lock_slots_for_fork() noexcept { slots_mutex.lock(); }
+
+void unlock_slots_after_fork(bool child) noexcept {
+  if (child) {
+    // The parent's carriers are gone, and so are its waiting runtimes' loops.
+    free_slots = total_slots;
+    waiters_head = waiters_tail = nullptr;
+  }
+  slots_mutex.unlock();
 }
 
 int pool_slots() noexcept {

@@ -24,6 +24,10 @@ class dispatch;
 // Sets the number of slots: pool size - reserved threads. Called by the pool's start, once per
 // process (and again in a forked child).
 void set_pool_slots(int total) noexcept;
+// fork(): the pool's start holds its lock and then this one across fork() (threadpool.cpp), in
+// that order, as set_pool_slots takes them.
+void lock_slots_for_fork() noexcept;
+void unlock_slots_after_fork(bool child) noexcept;
 // The number of slots, for sizing a runtime's carriers.
 int pool_slots() noexcept;
 // Takes up to `want` slots for `d` (slots granted to it first); if it gets fewer than `want`, `d`

@@ -201,13 +201,22 @@ int settle_pool(int size, int requested_reserved) {
 // otherwise leave it locked, forever, in the child.
 void register_fork_handlers() {
   static const bool registered = [] {
-    return pthread_atfork([] { pool_mutex.lock(); },
-                          [] { pool_mutex.unlock(); },
-                          [] {
-                            // libuv starts a new pool in the child: find or start it anew.
-                            pool_size = 0;
-                            pool_mutex.unlock();
-                          }) == 0;
+    // The slots' lock after the pool's, as set_pool_slots takes them.
+    return pthread_atfork(
+               [] {
+                 pool_mutex.lock();
+                 detail::lock_slots_for_fork();
+               },
+               [] {
+                 detail::unlock_slots_after_fork(false);
+                 pool_mutex.unlock();
+               },
+               [] {
+                 detail::unlock_slots_after_fork(true);
+                 // libuv starts a new pool in the child: find or start it anew.
+                 pool_size = 0;
+                 pool_mutex.unlock();
+               }) == 0;
   }();
   if (!registered) throw std::runtime_error("uvrt: pthread_atfork failed while starting the thread pool");
 }
