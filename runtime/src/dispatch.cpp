@@ -159,6 +159,7 @@ void dispatch::work(uv_work_t* req) {
   dispatch& d = static_cast<core*>(req->data)->dispatch_;
   std::uint64_t now = ticks();
   const std::uint64_t slice_end = now + ticks_for_ns(slice_ns);
+  const std::uint32_t turns_at_start = d.turns_.load(std::memory_order_relaxed);
   const std::uint64_t spin = ticks_for_ns(spin_ns);
   bool signal = false;  // the last job returned to an empty stack while the loop was not polling
   std::unique_lock lock(d.mutex_);
@@ -193,7 +194,11 @@ void dispatch::work(uv_work_t* req) {
     k->job = nullptr;
     ++d.free_carriers_;
     signal = d.push_return(j) && !d.loop_polling_.load(std::memory_order_seq_cst);
-    if (now >= slice_end) break;
+    // The slice is over: give the thread back, so that libuv's FIFO serves what was queued
+    // meanwhile, and let the loop send a carrier again. Only if the loop has turned since this
+    // carrier set out: one that does not turn (its thread blocks until its jobs have run) would
+    // never send another, and the queue would stall.
+    if (now >= slice_end && d.turns_.load(std::memory_order_relaxed) != turns_at_start) break;
   }
   --d.free_carriers_;
   lock.unlock();
@@ -212,6 +217,7 @@ void dispatch::after_work(uv_work_t* req, int status) {
   assert(status == 0 && "carriers are never cancelled");
   (void)status;
   dispatch& d = c.dispatch_;
+  d.count_turn();
   --d.out_;
   k->next_idle = d.idle_;
   d.idle_ = k;
@@ -224,6 +230,7 @@ void dispatch::on_wake(uv_async_t* h) {
   core& c = *static_cast<core*>(h->data);
   if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   dispatch& d = c.dispatch_;
+  d.count_turn();
   if (d.take_returns() && !d.hot_ && d.unreturned_ > 0 && d.wake_open_.load(std::memory_order_relaxed)) {
     // Jobs are coming back: look for them every turn for a while instead of being signalled.
     d.hot_ = true;
@@ -255,6 +262,7 @@ void dispatch::signal() noexcept {
 // Going cold: the flag is cleared before the last look (both sequentially consistent), so a job
 // pushed after that look finds the flag clear and signals.
 void dispatch::poll_returns() noexcept {
+  count_turn();
   if (!hot_) return;
   const std::uint64_t now = uv_hrtime();
   if (take_returns()) {
@@ -334,27 +342,36 @@ bool dispatch::cancel_if_queued(job_core* j) noexcept {
     case job_place::taken:
       return false;
   }
+  never_ran(j);
+  return true;
+}
+
+void dispatch::never_ran(job_core* j) noexcept {
   --unreturned_;
   j->flags |= flag_never_ran;
   j->outcome = job_state::cancelled;
   move_job(j, job_place::dispatched, job_place::arrived);
   give_token_back(core_, j);
   core_.settle_.arrive(j, false);
-  return true;
 }
 
+// The whole queue at once, under one lock: job by job, a carrier could take the next one between
+// two looks, and it would be counted as cancelled and as running.
 std::size_t dispatch::cancel_queue() noexcept {
-  std::size_t n = 0;
-  for (;;) {
-    job_core* j;
-    {
-      std::lock_guard lock(mutex_);
-      j = head_;
-    }
-    if (!j) return n;
-    cancel_if_queued(j);
-    ++n;
+  job_core* list;
+  {
+    std::lock_guard lock(mutex_);
+    list = head_;
+    head_ = tail_ = nullptr;
+    queued_.store(0, std::memory_order_relaxed);
   }
+  std::size_t n = 0;
+  for (job_core* j = list; j; ++n) {
+    job_core* next = j->next;
+    never_ran(j);
+    j = next;
+  }
+  return n;
 }
 
 void dispatch::close_wake() noexcept {

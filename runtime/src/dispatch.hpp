@@ -151,6 +151,9 @@ class dispatch {
   carrier* idle_carrier() noexcept;
   void back(job_core* j, bool settle_now) noexcept;  // a returned job to the core
   bool push_return(job_core* j) noexcept;            // any thread; true if the list was empty
+  void never_ran(job_core* j) noexcept;              // a queued job cancelled: to the backlog
+  // The loop turned (one of dispatch's callbacks ran): carriers see it (work()).
+  void count_turn() noexcept { turns_.store(turns_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
   void signal() noexcept;                             // any thread: uv_async_send(&wake) while open
 
   core& core_;
@@ -167,6 +170,7 @@ class dispatch {
   std::atomic<bool> loop_polling_{false};  // the loop looks for returns every turn: no signal needed
   std::atomic<bool> wake_open_{true};
   std::atomic<int> senders_{0};  // threads inside signal()
+  std::atomic<std::uint32_t> turns_{0};  // written by the loop only (count_turn)
   // Loop thread.
   bool hot_ = false;                // loop_polling_ as the loop last set it
   std::uint64_t last_return_ = 0;   // uv_hrtime of the last turn that found returns
