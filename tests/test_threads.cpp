@@ -574,6 +574,29 @@ void jobs_run_on_pool_threads_and_continuations_on_the_loop_thread(void**) {
   assert_true(task_thread == loop_id);
 }
 
+// A loop thread that waits for its own jobs without turning the loop (a latch, a busy wait) still
+// sees them all run: carriers give their thread back at the end of a time slice only once the loop
+// has turned since they set out, since only a turning loop sends carriers again. (Jobs of 1 ms,
+// twice a slice of 0.5 ms, six times as many as the pool has threads: before, the first slice's
+// end stalled the queue for ever.)
+void jobs_run_while_the_loop_thread_waits_for_them_without_turning(void**) {
+  test::watchdog dog("jobs waited for without turning the loop", std::chrono::seconds(60));
+  uvrt::runtime rt;
+  const int jobs = 6 * uvrt::threadpool_size();
+  std::latch ran(jobs);
+  std::vector<uvrt::future<int>> futures;
+  for (int i = 0; i < jobs; ++i) {
+    futures.push_back(rt.to_thread([&ran, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the work, not a synchronisation
+      ran.count_down();
+      return i;
+    }));
+  }
+  ran.wait();
+  dog.disarm();
+  for (int i = 0; i < jobs; ++i) assert_int_equal(rt.block_on(std::move(futures[static_cast<std::size_t>(i)])), i);
+}
+
 }  // namespace
 
 int main() {
@@ -600,6 +623,7 @@ int main() {
       cmocka_unit_test(block_on_and_run_inside_a_continuation_throw_usage_error),
       cmocka_unit_test(block_on_and_run_inside_a_job_throw_usage_error),
       cmocka_unit_test(jobs_run_on_pool_threads_and_continuations_on_the_loop_thread),
+      cmocka_unit_test(jobs_run_while_the_loop_thread_waits_for_them_without_turning),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
