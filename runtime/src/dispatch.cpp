@@ -71,7 +71,7 @@ void dispatch::submit(job_core* j) noexcept {
     more = static_cast<std::size_t>(free_carriers_) < n;
   }
   ++unreturned_;
-  // A runtime in the slots' line is signalled when one is free: nothing to ask until then.
+  // A runtime waiting for a slot is signalled when one is given back: nothing to ask until then.
   if (more && !in_line_) send_carriers();
 }
 
@@ -115,10 +115,8 @@ void dispatch::send_carriers() noexcept {
     const auto free = static_cast<std::size_t>(free_carriers_);
     if (wake_open_.load(std::memory_order_relaxed) && queued > free) want = static_cast<int>(std::min<std::size_t>(queued - free, static_cast<std::size_t>(max_carriers_)));
   }
-  // A runtime in the slots' line that needs nothing now leaves it (and passes on what it was
-  // granted); one that needs carriers takes what it can and keeps its place for the rest.
-  if (want > 0 || in_line_) {
-    const int got = take_slots(this, want < 0 ? 0 : want);
+  if (want > 0) {
+    const int got = take_slots(this, want);
     in_line_ = got < want;
     for (int i = 0; i < got; ++i) {
       carrier* k = idle_carrier();
@@ -231,6 +229,7 @@ void dispatch::on_wake(uv_async_t* h) {
   if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   dispatch& d = c.dispatch_;
   d.count_turn();
+  d.in_line_ = false;  // a slot may have been given back: ask again below
   if (d.take_returns() && !d.hot_ && d.unreturned_ > 0 && d.wake_open_.load(std::memory_order_relaxed)) {
     // Jobs are coming back: look for them every turn for a while instead of being signalled.
     d.hot_ = true;

@@ -134,13 +134,13 @@ class dispatch {
   // carrier: called with how many jobs wait for a limiter.
   void keep_alive(std::size_t limited) noexcept;
 
-  uv_async_t wake;  // a worker returned jobs, a slot was granted, or a limiter granted a token
+  uv_async_t wake;  // a worker returned jobs, a slot was given back, or a limiter granted a token
+  void signal() noexcept;  // any thread: uv_async_send(&wake) while open
   static void on_wake(uv_async_t* h);
 
   // Pool slots (pool_slots.cpp), under its mutex.
   dispatch* slot_next = nullptr;
   bool slot_waiting = false;
-  int slots_granted = 0;
 
  private:
   static void work(uv_work_t* req);
@@ -154,7 +154,6 @@ class dispatch {
   void never_ran(job_core* j) noexcept;              // a queued job cancelled: to the backlog
   // The loop turned (one of dispatch's callbacks ran): carriers see it (work()).
   void count_turn() noexcept { turns_.store(turns_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
-  void signal() noexcept;                             // any thread: uv_async_send(&wake) while open
 
   core& core_;
   std::mutex mutex_;
@@ -181,7 +180,7 @@ class dispatch {
   int out_ = 0;                     // carriers in libuv (each holds a slot until it leaves its thread)
   std::size_t unreturned_ = 0;
   bool wake_referenced_ = false;
-  bool in_line_ = false;            // waits in the pool slots' line (pool_slots.hpp)
+  bool in_line_ = false;            // waits to be signalled for a pool slot (pool_slots.hpp)
 };
 
 }  // namespace uvrt::detail

@@ -8,12 +8,13 @@
 // request still waits behind at most one job a thread: carriers give their thread back between
 // jobs once their time slice is over.
 //
-// A runtime that finds no free slot waits in a FIFO of runtimes; a slot given back goes to the
-// first of them (its dispatch's `wake` is signalled) instead of to whoever asks next, so a busy
-// runtime that gives back and asks again cannot starve another one.
+// A runtime that finds no free slot waits in a list; a slot given back signals every runtime in it
+// (its dispatch's `wake`), and each asks again on its loop. A slot is never promised to one
+// runtime: a loop that does not turn meanwhile (blocked inside another runtime's run on another
+// loop, say) would keep it from everyone else for ever.
 //
-// Invariants (under the slots' mutex): free + granted + held = total; a runtime is in the FIFO at
-// most once, and only while it holds no granted slot it has not taken.
+// Invariants (under the slots' mutex): free + held = total; a runtime is in the list at most once,
+// and only until the next slot is given back or it closes.
 // fork(): the child has none of the parent's carriers; its slots start afresh (all free).
 #pragma once
 
@@ -30,12 +31,12 @@ void lock_slots_for_fork() noexcept;
 void unlock_slots_after_fork(bool child) noexcept;
 // The number of slots, for sizing a runtime's carriers.
 int pool_slots() noexcept;
-// Takes up to `want` slots for `d` (slots granted to it first); if it gets fewer than `want`, `d`
-// waits in the FIFO for the next one given back. Returns how many it got.
+// Takes up to `want` slots for `d`; if it gets fewer, `d` is signalled when one is given back.
+// Returns how many it got.
 int take_slots(dispatch* d, int want) noexcept;
-// Gives one slot back: to the first waiting runtime (signalling it), or to the free count.
+// Gives one slot back and signals every runtime waiting for one. Any thread.
 void give_slot() noexcept;
-// `d` is closing: it leaves the FIFO and gives back what was granted to it and not taken.
+// `d` is closing: it is signalled no more.
 void forget_slots(dispatch* d) noexcept;
 
 }  // namespace uvrt::detail
