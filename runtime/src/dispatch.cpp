@@ -59,6 +59,7 @@ void dispatch::submit(job_core* j) noexcept {
   move_job(j, from, job_place::dispatched);
   if (from == job_place::taken) j->stamp = ticks();
   bool more;
+  bool slot = false;
   {
     std::lock_guard lock(mutex_);
     j->next = nullptr;
@@ -69,10 +70,13 @@ void dispatch::submit(job_core* j) noexcept {
     const std::size_t n = queued_.load(std::memory_order_relaxed) + 1;
     queued_.store(n, std::memory_order_relaxed);
     more = static_cast<std::size_t>(free_carriers_) < n;
+    // A carrier gives its slot back under this lock as it leaves, so a slot freed by a carrier of
+    // this runtime is seen here: the queue never waits for a signal only a turning loop would take.
+    if (more && in_line_) slot = slot_free();
   }
   ++unreturned_;
-  // A runtime waiting for a slot is signalled when one is given back: nothing to ask until then.
-  if (more && !in_line_) send_carriers();
+  // A runtime waiting for a slot is signalled when one is given back, or sees it free here.
+  if (more && (!in_line_ || slot)) send_carriers();
 }
 
 void submit(core* c, job_core* j) noexcept {
@@ -199,11 +203,12 @@ void dispatch::work(uv_work_t* req) {
     if (now >= slice_end && d.turns_.load(std::memory_order_relaxed) != turns_at_start) break;
   }
   --d.free_carriers_;
+  // The thread is libuv's again from here: its slot goes to whoever waits for one now, not when
+  // the loop gets to the after-work callback (an idle loop would hold it for ever), and under the
+  // lock, so that a job submitted as this carrier leaves finds the slot free (submit).
+  give_slot();
   lock.unlock();
   if (signal) d.signal();
-  // The thread is libuv's again from here: its slot goes to whoever waits for one now, not when
-  // the loop gets to the after-work callback (an idle loop would hold it for ever).
-  give_slot();
 }
 
 void dispatch::after_work(uv_work_t* req, int status) {

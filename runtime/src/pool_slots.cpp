@@ -1,6 +1,7 @@
 // Pool slots: see pool_slots.hpp for the design and invariants.
 #include "pool_slots.hpp"
 
+#include <atomic>
 #include <mutex>
 #include <utility>
 
@@ -13,6 +14,7 @@ namespace {
 std::mutex slots_mutex;
 int total_slots = 0;
 int free_slots = 0;
+std::atomic<int> free_hint{0};  // free_slots, for a look without the mutex
 dispatch* waiters = nullptr;  // runtimes waiting for a slot, through slot_next
 
 }  // namespace
@@ -21,6 +23,7 @@ void set_pool_slots(int total) noexcept {
   std::lock_guard lock(slots_mutex);
   free_slots += total - total_slots;
   total_slots = total;
+  free_hint.store(free_slots, std::memory_order_relaxed);
 }
 
 void lock_slots_for_fork() noexcept { slots_mutex.lock(); }
@@ -29,10 +32,13 @@ void unlock_slots_after_fork(bool child) noexcept {
   if (child) {
     // The parent's carriers are gone, and so are its waiting runtimes' loops.
     free_slots = total_slots;
+    free_hint.store(free_slots, std::memory_order_relaxed);
     waiters = nullptr;
   }
   slots_mutex.unlock();
 }
+
+bool slot_free() noexcept { return free_hint.load(std::memory_order_relaxed) > 0; }
 
 int pool_slots() noexcept {
   std::lock_guard lock(slots_mutex);
@@ -46,6 +52,7 @@ int take_slots(dispatch* d, int want) noexcept {
     --free_slots;
     ++got;
   }
+  free_hint.store(free_slots, std::memory_order_relaxed);
   if (got < want && !d->slot_waiting) {
     d->slot_waiting = true;
     d->slot_next = waiters;
@@ -57,6 +64,7 @@ int take_slots(dispatch* d, int want) noexcept {
 void give_slot() noexcept {
   std::lock_guard lock(slots_mutex);
   ++free_slots;
+  free_hint.store(free_slots, std::memory_order_relaxed);
   // Every waiting runtime is signalled and asks again; whichever loop comes first takes the slot.
   // Under the mutex: forget_slots takes a runtime out before its handle closes, so this never
   // signals a closed handle.

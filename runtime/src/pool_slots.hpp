@@ -31,10 +31,14 @@ void lock_slots_for_fork() noexcept;
 void unlock_slots_after_fork(bool child) noexcept;
 // The number of slots, for sizing a runtime's carriers.
 int pool_slots() noexcept;
+// Whether a slot is free, without the mutex: a hint, exact for a caller that holds the dispatch
+// lock under which the last slot it could care about was given back.
+bool slot_free() noexcept;
 // Takes up to `want` slots for `d`; if it gets fewer, `d` is signalled when one is given back.
 // Returns how many it got.
 int take_slots(dispatch* d, int want) noexcept;
 // Gives one slot back and signals every runtime waiting for one. Any thread.
+// A carrier gives its slot back under its runtime's dispatch lock (this lock inside that one).
 void give_slot() noexcept;
 // `d` is closing: it is signalled no more.
 void forget_slots(dispatch* d) noexcept;
