@@ -15,12 +15,15 @@
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <utility>
 #include <uvrt/uvrt.hpp>
+#include <vector>
 
 #include <poll.h>
 #include <signal.h>
@@ -101,6 +104,48 @@ struct tracked {
   tracked(tracked&& other) noexcept : payload(std::move(other.payload)) { ++constructed; }
   tracked& operator=(tracked&&) = delete;
   ~tracked() { ++destroyed; }
+};
+
+// Occupies every thread of libuv's pool with a job that waits at a gate the test holds, so that
+// jobs submitted afterwards stay queued until the gate opens. For runtimes that reserve no pool
+// thread (the default); one that reserves some could not run them all. Declare it before the
+// runtime: the workers touch its latches until they return, which the runtime's teardown waits for.
+class pool_blocker {
+ public:
+  pool_blocker() : size_(uvrt::threadpool_size()) {}
+
+  // Fills the pool one job at a time, each once the one before runs, so that they never wait in
+  // the queue together (and never count against options::max_queued); returns once all run.
+  void fill(uvrt::runtime& rt) {
+    for (int i = 0; i < size_; ++i) {
+      jobs_.push_back(rt.to_thread([this, i] {
+        started_.fetch_add(1);
+        started_.notify_all();
+        gate_.wait();
+        return i;
+      }));
+      for (int seen = started_.load(); seen < i + 1; seen = started_.load()) started_.wait(seen);
+    }
+  }
+
+  int size() const { return size_; }
+  uvrt::future<int>& job(int i) { return jobs_[static_cast<std::size_t>(i)]; }
+  void open() { gate_.count_down(); }
+
+  // Opens the gate and waits for every held job; true if each returned its own value.
+  bool drain(uvrt::runtime& rt) {
+    open();
+    bool ok = true;
+    for (std::size_t i = 0; i < jobs_.size(); ++i) ok = rt.block_on(std::move(jobs_[i])) == static_cast<int>(i) && ok;
+    jobs_.clear();
+    return ok;
+  }
+
+ private:
+  int size_;
+  std::atomic<int> started_{0};
+  std::latch gate_{1};
+  std::vector<uvrt::future<int>> jobs_;
 };
 
 // Turns a hang into a failure: unless disarmed within `limit`, prints "HANG: <what>" on stderr

@@ -24,6 +24,7 @@
 namespace {
 
 using test::outcome_of;
+using test::pool_blocker;
 using test::tracked;
 using test::wait_for_stop;
 
@@ -39,36 +40,6 @@ uvrt::task<std::string> await_outcome(uvrt::future<T>& f) {
     co_return std::string("threw: ") + e.what();
   }
 }
-
-// Occupies every worker of libuv's pool with a job that waits at a gate the test holds, so that
-// jobs submitted afterwards stay queued until the gate opens. Declare it before the runtime: the
-// workers touch its latches until they return, which the runtime's teardown waits for.
-class pool_blocker {
- public:
-  pool_blocker() : size_(uvrt::threadpool_size()), started_(size_) {}
-
-  // Fills the pool and returns once every worker has entered one of the held jobs.
-  void fill(uvrt::runtime& rt) {
-    for (int i = 0; i < size_; ++i) {
-      jobs_.push_back(rt.to_thread([this, i] {
-        started_.count_down();
-        gate_.wait();
-        return i;
-      }));
-    }
-    started_.wait();
-  }
-
-  int size() const { return size_; }
-  uvrt::future<int>& job(int i) { return jobs_[static_cast<std::size_t>(i)]; }
-  void open() { gate_.count_down(); }
-
- private:
-  int size_;
-  std::latch started_;
-  std::latch gate_{1};
-  std::vector<uvrt::future<int>> jobs_;
-};
 
 // What a job throws, to check that its type survives a cancellation.
 struct job_failure : std::runtime_error {

@@ -1,4 +1,5 @@
-// libuv's thread pool size as uvrt validates and reports it (see uvrt/threadpool.hpp).
+// libuv's thread pool size as uvrt validates and reports it (see uvrt/threadpool.hpp), and the
+// threads of it that options::reserved_threads keeps free of to_thread jobs, process-wide.
 //
 // The pool is process-wide and sized once, when it first starts, so every case must run in a
 // fresh process: the executable runs only the case named by argv[1], and Meson starts it once a
@@ -683,6 +684,209 @@ void fork_during_pool_start_leaves_child_usable(void**) {
   expect_working(rt);
 }
 
+// --- Reserved threads (options::reserved_threads) ---------------------------------------------------
+
+// What a plain libuv request, queued on a loop while to_thread jobs hold their threads, saw when
+// its work callback ran on a pool thread.
+struct libuv_probe {
+  uv_work_t req;
+  std::atomic<int>* started = nullptr;  // to_thread jobs started so far
+  std::atomic<int>* running = nullptr;  // to_thread jobs running now
+  int started_seen = -1;
+  int running_seen = -1;
+  std::binary_semaphore ran{0};
+  int after_status = -1;
+
+  void queue_on(uv_loop_t* loop) {
+    req.data = this;
+    const auto work = [](uv_work_t* r) {
+      auto* self = static_cast<libuv_probe*>(r->data);
+      self->started_seen = self->started->load();
+      self->running_seen = self->running->load();
+      self->ran.release();
+    };
+    const auto after = [](uv_work_t* r, int status) { static_cast<libuv_probe*>(r->data)->after_status = status; };
+    assert_int_equal(uv_queue_work(loop, &req, work, after), 0);
+  }
+};
+
+// to_thread jobs that count how many run at once and, the first `held` of them, wait at a gate the
+// test opens; the rest stand for work of 200 µs, so that they would overlap if allowed to.
+struct held_jobs {
+  std::atomic<int> started{0};
+  std::atomic<int> running{0};
+  std::atomic<int> peak{0};
+  std::latch gate{1};
+  const int held;
+
+  explicit held_jobs(int n_held) : held(n_held) {}
+
+  uvrt::future<int> submit(uvrt::runtime& rt, int i) {
+    return rt.to_thread([this, i] {
+      const int now = ++running;
+      for (int seen = peak.load(); now > seen && !peak.compare_exchange_weak(seen, now);) {
+      }
+      if (++started <= held) {
+        started.notify_all();
+        gate.wait();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      --running;
+      return i;
+    });
+  }
+  // Returns once `n` jobs have started.
+  void wait_started(int n) {
+    for (int seen = started.load(); seen < n; seen = started.load()) started.wait(seen);
+  }
+};
+
+// Out of range: below -1, or not below the pool's size, whether the pool is about to start (then
+// nothing is started and the variable is left alone) or already runs.
+void reserved_threads_out_of_range_refused(void**) {
+  set_pool_env(nullptr);
+  const thread_snapshot before;
+  const auto refused = [](uvrt::options o, const char* expected) {
+    const std::string msg = test::expect_throw<uvrt::threadpool_size_error>([o] { uvrt::runtime rt(o); });
+    assert_contains(msg, "reserved_threads");
+    assert_contains(msg, std::to_string(o.reserved_threads).c_str());
+    assert_contains(msg, expected);
+  };
+  refused(uvrt::options{.reserved_threads = -2}, "out of range");
+  refused(uvrt::options{.reserved_threads = 4}, "expected 0 to 3");  // the default pool of 4
+  refused(uvrt::options{.reserved_threads = 1024}, "out of range");
+  refused(uvrt::options{.threadpool_size = 2, .reserved_threads = 2}, "expected 0 to 1");
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  const std::string msg = test::expect_throw<uvrt::threadpool_size_error>(
+      [&loop] { uvrt::runtime rt(&loop, uvrt::options{.reserved_threads = 5}); });
+  assert_contains(msg, "reserved_threads");
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_null(std::getenv(env_name));
+  assert_int_equal(before.new_threads().size(), 0u);
+
+  // pool size - 1 is the most: every to_thread job then shares one thread.
+  uvrt::runtime rt(uvrt::options{.reserved_threads = 3});
+  expect_working(rt);
+  assert_int_equal(uvrt::threadpool_size(), 4);
+  refused(uvrt::options{.reserved_threads = 4}, "expected 0 to 3");
+  refused(uvrt::options{.reserved_threads = -2}, "out of range");
+  expect_working(rt);
+}
+
+// The reservation is process-wide: once a runtime set it, a runtime asking for another value is
+// refused, and one with no preference (-1) or the same value shares it.
+void reserved_threads_conflict_refused(void**) {
+  set_pool_env(nullptr);
+  uvrt::runtime first(uvrt::options{.reserved_threads = 1});
+  for (int other : {0, 2}) {
+    const std::string msg =
+        test::expect_throw<uvrt::threadpool_size_error>([other] { uvrt::runtime rt(uvrt::options{.reserved_threads = other}); });
+    assert_contains(msg, "process reserves 1 thread");
+    assert_contains(msg, "process-wide");
+  }
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  test::expect_throw<uvrt::threadpool_size_error>([&loop] { uvrt::runtime rt(&loop, uvrt::options{.reserved_threads = 2}); });
+  assert_int_equal(uv_loop_close(&loop), 0);
+  uvrt::runtime any(uvrt::options{});
+  uvrt::runtime same(uvrt::options{.reserved_threads = 1});
+  expect_working(first);
+  expect_working(any);
+  expect_working(same);
+}
+
+// options.hpp: "The first runtime sets it" (the issue: "the first runtime sets it, a later runtime
+// asking for another value gets threadpool_size_error"). threadpool_size() is a query, not a
+// runtime: asked first, it starts the pool but leaves the reservation to the first runtime.
+void first_runtime_sets_reserved_threads_after_a_size_query(void**) {
+  set_pool_env(nullptr);
+  assert_int_equal(uvrt::threadpool_size(), 4);
+  const std::string outcome = test::outcome_of([] {
+    uvrt::runtime rt(uvrt::options{.reserved_threads = 1});
+    expect_working(rt);
+  });
+  assert_string_equal(outcome.c_str(), "returned");
+  // And it was set: another value is now a conflict.
+  test::expect_throw<uvrt::threadpool_size_error>([] { uvrt::runtime rt(uvrt::options{.reserved_threads = 2}); });
+}
+
+// Pool 4, 1 reserved: of 40 to_thread jobs at most 3 run at once. While 3 of them are held, a
+// plain uv_queue_work on the same loop gets the fourth thread: its work runs while the three are
+// still held (the test opens their gate only once it ran), and sees exactly 3 started.
+void reserved_1_of_4_keeps_a_thread_for_libuv(void**) {
+  set_pool_env(nullptr);
+  const watchdog dog("reserved_1_of_4_keeps_a_thread_for_libuv");
+  uvrt::runtime rt(uvrt::options{.threadpool_size = 4, .reserved_threads = 1});
+  held_jobs jobs(3);
+  libuv_probe probe;
+  probe.started = &jobs.started;
+  probe.running = &jobs.running;
+  std::vector<uvrt::future<int>> fs;
+  for (int i = 0; i < 40; ++i) fs.push_back(jobs.submit(rt, i));
+  jobs.wait_started(3);
+  probe.queue_on(rt.loop());
+  const bool ran_while_held = probe.ran.try_acquire_for(std::chrono::seconds(5));
+  jobs.gate.count_down();
+  std::vector<int> got;
+  for (auto& f : fs) got.push_back(rt.block_on(std::move(f)));
+  rt.run();  // the probe's after-work callback
+  assert_true(ran_while_held);
+  assert_int_equal(probe.started_seen, 3);
+  assert_int_equal(probe.running_seen, 3);
+  assert_int_equal(probe.after_status, 0);
+  assert_int_equal(jobs.peak.load(), 3);
+  for (int i = 0; i < 40; ++i) assert_int_equal(got[static_cast<std::size_t>(i)], i);
+}
+
+// The reservation bounds every runtime of the process together: two runtimes (the second with no
+// preference) hold 3 threads between them, and libuv's request still finds the fourth.
+void reserved_threads_bound_every_runtime_together(void**) {
+  set_pool_env(nullptr);
+  const watchdog dog("reserved_threads_bound_every_runtime_together");
+  uvrt::runtime a(uvrt::options{.threadpool_size = 4, .reserved_threads = 1});
+  uvrt::runtime b;
+  held_jobs jobs(3);
+  libuv_probe probe;
+  probe.started = &jobs.started;
+  probe.running = &jobs.running;
+  std::vector<uvrt::future<int>> fa, fb;
+  for (int i = 0; i < 2; ++i) fa.push_back(jobs.submit(a, i));
+  for (int i = 0; i < 20; ++i) fb.push_back(jobs.submit(b, i));
+  jobs.wait_started(3);
+  probe.queue_on(b.loop());
+  const bool ran_while_held = probe.ran.try_acquire_for(std::chrono::seconds(5));
+  jobs.gate.count_down();
+  // Each runtime turns its own loop; a slot one gives back goes to the other's line.
+  for (auto& f : fa) (void)a.block_on(std::move(f));
+  for (auto& f : fb) (void)b.block_on(std::move(f));
+  b.run();
+  a.run();
+  assert_true(ran_while_held);
+  assert_int_equal(probe.started_seen, 3);
+  assert_int_equal(probe.running_seen, 3);
+  assert_int_equal(probe.after_status, 0);
+  assert_int_equal(jobs.peak.load(), 3);
+  assert_int_equal(jobs.started.load(), 22);
+}
+
+// Pool 4, none reserved: 4 to_thread jobs run at once (the first 4 are held until all 4 started).
+void reserved_0_of_4_runs_4_at_once(void**) {
+  set_pool_env(nullptr);
+  const watchdog dog("reserved_0_of_4_runs_4_at_once");
+  uvrt::runtime rt(uvrt::options{.threadpool_size = 4, .reserved_threads = 0});
+  held_jobs jobs(4);
+  std::vector<uvrt::future<int>> fs;
+  for (int i = 0; i < 40; ++i) fs.push_back(jobs.submit(rt, i));
+  jobs.wait_started(4);
+  const int running_when_held = jobs.running.load();
+  jobs.gate.count_down();
+  for (auto& f : fs) (void)rt.block_on(std::move(f));
+  assert_int_equal(running_when_held, 4);
+  assert_int_equal(jobs.peak.load(), 4);
+}
+
 // The cases, by name. Keep in step with pool_cases in meson.build, which runs each one.
 const CMUnitTest cases[] = {
     cmocka_unit_test(env_unset_gives_default_4),
@@ -710,6 +914,12 @@ const CMUnitTest cases[] = {
     cmocka_unit_test(app_threads_created_during_probe_do_not_fool_detection),
     cmocka_unit_test(first_start_from_inside_a_pool_job),
     cmocka_unit_test(fork_during_pool_start_leaves_child_usable),
+    cmocka_unit_test(reserved_threads_out_of_range_refused),
+    cmocka_unit_test(reserved_threads_conflict_refused),
+    cmocka_unit_test(first_runtime_sets_reserved_threads_after_a_size_query),
+    cmocka_unit_test(reserved_1_of_4_keeps_a_thread_for_libuv),
+    cmocka_unit_test(reserved_threads_bound_every_runtime_together),
+    cmocka_unit_test(reserved_0_of_4_runs_4_at_once),
 };
 
 }  // namespace

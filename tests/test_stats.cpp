@@ -1,5 +1,11 @@
-// The latency recorder behind runtime::stats(): buckets, percentiles, the clock, snapshots taken
-// while a writer records.
+// runtime::stats(): the latency recorder behind it (buckets, percentiles, the clock, snapshots
+// taken while a writer records), then a runtime's counters, gauges and latencies as the jobs a
+// test submits, cancels, abandons and holds make them.
+//
+// The runtime's cases hold jobs on the pool with latches the test opens; jobs that stand for work
+// sleep, never as synchronisation. Figures are read on the loop thread while jobs are held and
+// checked once every held job has been released: a failing assertion longjmps out of the test
+// and must not leave workers waiting at a gate.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -7,6 +13,8 @@
 #include <cstdint>
 #include <latch>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -291,6 +299,227 @@ void snapshots_while_a_writer_records(void**) {
   assert_true(std::fabs(static_cast<double>(ns(l.p99)) - 990'000.0) <= 0.07 * 990'000.0);
 }
 
+// --- runtime::stats() -----------------------------------------------------------------------------
+
+using namespace std::chrono_literals;
+using test::outcome_of;
+using test::pool_blocker;
+
+// The gauges and counters of `s` that a test compares at once, printed on a mismatch.
+std::string describe(const uvrt::runtime_stats& s) {
+  return "submitted " + std::to_string(s.submitted) + ", settled " + std::to_string(s.settled) + ", cancelled " +
+         std::to_string(s.cancelled) + ", abandoned " + std::to_string(s.abandoned) + ", queued " +
+         std::to_string(s.queued) + ", running " + std::to_string(s.running) + ", waiting_for_limiter " +
+         std::to_string(s.waiting_for_limiter) + ", wait.count " + std::to_string(s.wait.count) + ", run.count " +
+         std::to_string(s.run.count);
+}
+
+void expect_stats(const uvrt::runtime_stats& s, const char* when, std::uint64_t submitted, std::uint64_t settled,
+                  std::uint64_t cancelled, std::uint64_t abandoned, std::size_t queued, std::size_t running,
+                  std::size_t waiting_for_limiter) {
+  if (s.submitted != submitted || s.settled != settled || s.cancelled != cancelled || s.abandoned != abandoned ||
+      s.queued != queued || s.running != running || s.waiting_for_limiter != waiting_for_limiter)
+    fail_msg("%s: got %s; expected submitted %llu, settled %llu, cancelled %llu, abandoned %llu, queued %zu, "
+             "running %zu, waiting_for_limiter %zu",
+             when, describe(s).c_str(), static_cast<unsigned long long>(submitted),
+             static_cast<unsigned long long>(settled), static_cast<unsigned long long>(cancelled),
+             static_cast<unsigned long long>(abandoned), queued, running, waiting_for_limiter);
+}
+
+// A new runtime reports zeros; then every way a job can settle is counted once: with a value or an
+// exception (settled), cancelled before it ran, in the queue or waiting for a limiter's token
+// (cancelled), abandoned while it ran (abandoned). The jobs that ran, the abandoned one included
+// once its work returned, are the ones whose wait and run times were recorded.
+void stats_count_jobs_by_how_they_settled(void**) {
+  test::watchdog dog("stats_count_jobs_by_how_they_settled");
+  pool_blocker busy;
+  uvrt::limiter l(1);
+  std::atomic<int> cancelled_runs{0};
+  uvrt::runtime_stats fresh, mid, end;
+  std::vector<std::string> outcomes;
+  std::string abandon_result, cancel_q, cancel_y;
+  const std::uint64_t p = static_cast<std::uint64_t>(busy.size());
+  {
+    uvrt::runtime rt;
+    fresh = rt.stats();
+    busy.fill(rt);
+    auto q = rt.to_thread([&] { return ++cancelled_runs; });                            // queued, cancelled
+    auto x = rt.to_thread(uvrt::job_options{&l}, [] { return 1; });                      // the token's holder
+    auto y = rt.to_thread(uvrt::job_options{&l}, [&] { return ++cancelled_runs; });      // waits, cancelled
+    auto thrower = rt.to_thread([]() -> int { throw std::runtime_error("job failed"); });
+    std::vector<uvrt::future<int>> plain;
+    for (int i = 0; i < 3; ++i) plain.push_back(rt.to_thread([i] { return i; }));
+    cancel_q = uvrt::to_string(q.cancel());
+    cancel_y = uvrt::to_string(y.cancel());
+    abandon_result = uvrt::to_string(busy.job(0).cancel(uvrt::cancel_mode::abandon));
+    mid = rt.stats();
+    busy.open();
+    for (int i = 0; i < busy.size(); ++i) outcomes.push_back(outcome_of([&] { (void)rt.block_on(std::move(busy.job(i))); }));
+    outcomes.push_back(outcome_of([&] { (void)rt.block_on(std::move(q)); }));
+    outcomes.push_back(outcome_of([&] { (void)rt.block_on(std::move(x)); }));
+    outcomes.push_back(outcome_of([&] { (void)rt.block_on(std::move(y)); }));
+    outcomes.push_back(outcome_of([&] { (void)rt.block_on(std::move(thrower)); }));
+    for (auto& f : plain) outcomes.push_back(outcome_of([&] { (void)rt.block_on(std::move(f)); }));
+    rt.run();  // until the abandoned job's work has come back too
+    end = rt.stats();
+  }
+  dog.disarm();
+  expect_stats(fresh, "a new runtime", 0, 0, 0, 0, 0, 0, 0);
+  assert_int_equal(fresh.wait.count, 0);
+  assert_int_equal(fresh.run.count, 0);
+  assert_true(fresh.run.max == 0ns && fresh.wait.p50 == 0ns);
+
+  assert_string_equal(cancel_q.c_str(), "not_started");
+  assert_string_equal(cancel_y.c_str(), "not_started");
+  assert_string_equal(abandon_result.c_str(), "abandoned");
+  // Held: p running (the abandoned one still runs), x, the thrower and 3 plain jobs queued.
+  assert_int_equal(mid.submitted, p + 7);
+  assert_int_equal(mid.abandoned, 1);
+  assert_int_equal(mid.queued, 5);
+  assert_int_equal(mid.running, p);
+  assert_int_equal(mid.waiting_for_limiter, 0);
+
+  assert_string_equal(outcomes[0].c_str(), "cancelled");  // the abandoned one
+  for (std::size_t i = 1; i < p; ++i) assert_string_equal(outcomes[i].c_str(), "returned");
+  assert_string_equal(outcomes[p].c_str(), "cancelled");
+  assert_string_equal(outcomes[p + 1].c_str(), "returned");
+  assert_string_equal(outcomes[p + 2].c_str(), "cancelled");
+  assert_string_equal(outcomes[p + 3].c_str(), "threw: job failed");
+  assert_int_equal(cancelled_runs.load(), 0);
+
+  expect_stats(end, "after every job", p + 7, p + 7, 2, 1, 0, 0, 0);
+  // Ran: the p held jobs (the abandoned one too), x, the thrower and the 3 plain ones.
+  assert_int_equal(end.wait.count, p + 5);
+  assert_int_equal(end.run.count, p + 5);
+}
+
+// Snapshots of a runtime while jobs are held, in numbers the test knows: p jobs hold the pool's
+// threads (running); one job holds a limiter's token and 4 plain jobs wait for a thread (queued);
+// 3 jobs wait for the token (waiting_for_limiter). Then the last job waiting for the token and the
+// last plain one are cancelled, and snapshotted again at once, before the loop turns; then every
+// job is let through.
+struct held_scene {
+  std::uint64_t p = 0;
+  uvrt::runtime_stats held, after_cancel, end;
+};
+
+held_scene hold_then_cancel_two() {
+  test::watchdog dog("hold_then_cancel_two");
+  held_scene scene;
+  pool_blocker busy;
+  uvrt::limiter l(1);
+  scene.p = static_cast<std::uint64_t>(busy.size());
+  uvrt::runtime rt;
+  busy.fill(rt);
+  std::vector<uvrt::future<int>> fs;
+  for (int i = 0; i < 4; ++i) fs.push_back(rt.to_thread(uvrt::job_options{&l}, [] { return 0; }));
+  for (int i = 0; i < 4; ++i) fs.push_back(rt.to_thread([] { return 0; }));
+  scene.held = rt.stats();
+  (void)fs[3].cancel();  // the last one waiting for the token
+  (void)fs[7].cancel();  // the last plain one
+  scene.after_cancel = rt.stats();
+  (void)busy.drain(rt);
+  for (auto& f : fs) (void)outcome_of([&] { (void)rt.block_on(std::move(f)); });
+  scene.end = rt.stats();
+  return scene;
+}
+
+// The gauges while jobs are held; cancelling a queued and a waiting job takes them out of their
+// gauges at once; afterwards the gauges are back to 0 and the counters add up.
+void stats_gauges_while_jobs_are_held(void**) {
+  const held_scene s = hold_then_cancel_two();
+  const std::uint64_t p = s.p;
+  expect_stats(s.held, "held", p + 8, 0, 0, 0, 5, p, 3);
+  assert_int_equal(s.after_cancel.queued, 4);
+  assert_int_equal(s.after_cancel.waiting_for_limiter, 2);
+  assert_int_equal(s.after_cancel.running, p);
+  expect_stats(s.end, "after every job", p + 8, p + 8, 2, 0, 0, 0, 0);
+  assert_int_equal(s.end.wait.count, p + 6);
+  assert_int_equal(s.end.run.count, p + 6);
+}
+
+// stats.hpp: "Every job submitted is, at any moment, exactly one of: waiting_for_limiter, queued,
+// running [...], or settled." Checked while jobs are held, and right after cancel() took a queued
+// job and a waiting one out of their places, before the loop turns again.
+void stats_place_every_job_at_every_moment(void**) {
+  const held_scene s = hold_then_cancel_two();
+  for (const auto* snap : {&s.held, &s.after_cancel}) {
+    const std::uint64_t placed = snap->settled + snap->queued + snap->running + snap->waiting_for_limiter;
+    if (placed != snap->submitted)
+      fail_msg("%s: %llu jobs submitted, %llu placed (%s)", snap == &s.held ? "held" : "right after two cancels",
+               static_cast<unsigned long long>(snap->submitted), static_cast<unsigned long long>(placed),
+               describe(*snap).c_str());
+  }
+}
+
+// Wait and run times of the jobs that ran: 20 jobs that sleep 2 ms report a run p50 of about
+// 2 ms (bounds wide enough for any machine: this checks the units and the clock, not speed), the
+// percentiles in order; then 10 such jobs through a limiter of one token: the last one waited for
+// the nine ahead of it, so the wait max is at least 9 x 2 ms.
+void stats_latencies_describe_the_jobs_that_ran(void**) {
+  test::watchdog dog("stats_latencies_describe_the_jobs_that_ran", 30s);
+  uvrt::limiter l(1);
+  uvrt::runtime_stats plain, limited;
+  {
+    uvrt::runtime rt;
+    std::vector<uvrt::future<void>> fs;
+    for (int i = 0; i < 20; ++i) fs.push_back(rt.to_thread([] { std::this_thread::sleep_for(2ms); }));
+    for (auto& f : fs) rt.block_on(std::move(f));
+    plain = rt.stats();
+    fs.clear();
+    for (int i = 0; i < 10; ++i) fs.push_back(rt.to_thread(uvrt::job_options{&l}, [] { std::this_thread::sleep_for(2ms); }));
+    for (auto& f : fs) rt.block_on(std::move(f));
+    limited = rt.stats();
+  }
+  dog.disarm();
+  assert_int_equal(plain.run.count, 20);
+  assert_int_equal(plain.wait.count, 20);
+  if (plain.run.p50 < 1800us || plain.run.p50 > 50ms)
+    fail_msg("run p50 of jobs sleeping 2 ms: %lld ns", static_cast<long long>(plain.run.p50.count()));
+  for (const uvrt::latency* d : {&plain.run, &plain.wait, &limited.run, &limited.wait})
+    assert_true(d->p50 <= d->p90 && d->p90 <= d->p99 && d->p99 <= d->max);
+  assert_true(plain.run.max >= 2ms);
+  assert_int_equal(limited.run.count, 30);
+  assert_int_equal(limited.wait.count, 30);
+  if (limited.wait.max < 17ms)
+    fail_msg("the last of 10 jobs of 2 ms through one token waited %lld ns", static_cast<long long>(limited.wait.max.count()));
+}
+
+// stats() belongs to the loop thread: inside a task it sees the job in flight; from another thread
+// or from a job on the pool it throws usage_error naming the call.
+void stats_off_the_loop_thread_is_a_usage_error(void**) {
+  test::watchdog dog("stats_off_the_loop_thread_is_a_usage_error");
+  std::string from_thread, from_job;
+  uvrt::runtime_stats inside;
+  {
+    uvrt::runtime rt;
+    auto read = [&rt] {
+      try {
+        (void)rt.stats();
+        return std::string("returned");
+      } catch (const uvrt::usage_error& e) {
+        return std::string("usage_error: ") + e.what();
+      }
+    };
+    std::thread([&] { from_thread = read(); }).join();
+    from_job = rt.block_on(rt.to_thread(read));
+    rt.block_on([](uvrt::runtime& rt, uvrt::runtime_stats& out) -> uvrt::task<void> {
+      std::latch gate(1);
+      auto f = uvrt::to_thread([&gate] { gate.wait(); });
+      out = rt.stats();
+      gate.count_down();
+      co_await f;
+    }(rt, inside));
+  }
+  dog.disarm();
+  assert_contains(from_thread, "usage_error: ");
+  assert_contains(from_thread, "uvrt::runtime::stats");
+  assert_contains(from_job, "usage_error: ");
+  assert_int_equal(inside.submitted, 2);  // the job that read stats(), and the one in flight
+  assert_int_equal(inside.settled, 1);
+  assert_int_equal(inside.queued + inside.running, 1);
+}
+
 }  // namespace
 
 int main() {
@@ -304,6 +533,11 @@ int main() {
       cmocka_unit_test(ns_per_tick_agrees_with_steady_clock),
       cmocka_unit_test(add_to_sums_recorders),
       cmocka_unit_test(snapshots_while_a_writer_records),
+      cmocka_unit_test(stats_count_jobs_by_how_they_settled),
+      cmocka_unit_test(stats_gauges_while_jobs_are_held),
+      cmocka_unit_test(stats_place_every_job_at_every_moment),
+      cmocka_unit_test(stats_latencies_describe_the_jobs_that_ran),
+      cmocka_unit_test(stats_off_the_loop_thread_is_a_usage_error),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

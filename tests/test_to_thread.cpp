@@ -1,8 +1,9 @@
 // to_thread: what runs where, with which arguments, how many times (CPython's test_threads.py
-// scenarios for asyncio.to_thread, in C++).
+// scenarios for asyncio.to_thread, in C++), and how many may wait (options::max_queued).
 #include <uv.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <latch>
 #include <memory>
@@ -15,7 +16,24 @@
 
 namespace {
 
+using test::pool_blocker;
+using test::tracked;
+
 int add(int a, int b) { return a + b; }
+
+// Runs `f`, a to_thread call, and says how it went: "accepted", "queue_full_error: <message>", or
+// another exception's message, so that the outcome can be checked once held jobs are released.
+template <class F>
+std::string refusal_of(F&& f) {
+  try {
+    f();
+    return "accepted";
+  } catch (const uvrt::queue_full_error& e) {
+    return std::string("queue_full_error: ") + e.what();
+  } catch (const std::exception& e) {
+    return std::string("other exception: ") + e.what();
+  }
+}
 
 void returns_the_value(void**) {
   uvrt::runtime rt;
@@ -158,6 +176,128 @@ void continuations_may_submit_more_work(void**) {
   assert_int_equal(result, 2);
 }
 
+// options::max_queued = 3 with every pool thread held: three jobs may wait, the fourth to_thread
+// throws queue_full_error and queues nothing: its callable is never invoked, and its argument,
+// passed as an rvalue, is left with the caller, not moved from, and destroyed once. Once the
+// held jobs finish and the queue drains, to_thread accepts jobs again.
+void max_queued_refuses_jobs_past_the_bound(void**) {
+  tracked::reset();
+  test::watchdog dog("max_queued_refuses_jobs_past_the_bound");
+  pool_blocker busy;
+  std::atomic<int> refused_runs{0};
+  std::vector<int> queued_values;
+  std::string msg;
+  bool arg_kept = false;
+  int live_after_refusal = -1;
+  int after = -1;
+  bool held_ok = false;
+  {
+    uvrt::runtime rt(uvrt::options{.max_queued = 3});
+    busy.fill(rt);
+    std::vector<uvrt::future<int>> queued;
+    for (int i = 0; i < 3; ++i) queued.push_back(rt.to_thread([i] { return 10 + i; }));
+    {
+      tracked arg(99);
+      msg = refusal_of([&] {
+        (void)rt.to_thread(
+            [&refused_runs](tracked t) {
+              ++refused_runs;
+              return *t.payload;
+            },
+            std::move(arg));
+      });
+      arg_kept = arg.payload != nullptr;
+      live_after_refusal = tracked::live();
+    }
+    held_ok = busy.drain(rt);
+    for (auto& f : queued) queued_values.push_back(rt.block_on(std::move(f)));
+    after = rt.block_on(rt.to_thread([] { return 42; }));
+  }
+  dog.disarm();
+  assert_contains(msg, "queue_full_error: ");
+  assert_contains(msg, "max_queued (3)");
+  assert_true(arg_kept);
+  assert_int_equal(live_after_refusal, 1);  // the caller's own argument, and no copy of it kept
+  assert_int_equal(tracked::constructed.load(), 1);
+  assert_int_equal(tracked::destroyed.load(), 1);
+  assert_int_equal(refused_runs.load(), 0);
+  assert_true(held_ok);
+  assert_int_equal(queued_values.size(), 3);
+  for (int i = 0; i < 3; ++i) assert_int_equal(queued_values[static_cast<std::size_t>(i)], 10 + i);
+  assert_int_equal(after, 42);
+}
+
+// The free uvrt::to_thread is bounded the same way, inside a task.
+void max_queued_bounds_the_free_to_thread_too(void**) {
+  test::watchdog dog("max_queued_bounds_the_free_to_thread_too");
+  pool_blocker busy;
+  std::string first, second;
+  bool held_ok = false;
+  int value = -1;
+  {
+    uvrt::runtime rt(uvrt::options{.max_queued = 1});
+    busy.fill(rt);
+    uvrt::future<int> queued;
+    rt.block_on([](uvrt::future<int>& queued, std::string& first, std::string& second) -> uvrt::task<void> {
+      first = refusal_of([&] { queued = uvrt::to_thread([] { return 1; }); });
+      second = refusal_of([] { (void)uvrt::to_thread([] { return 2; }); });
+      co_return;
+    }(queued, first, second));
+    held_ok = busy.drain(rt);
+    value = rt.block_on(std::move(queued));
+  }
+  dog.disarm();
+  assert_string_equal(first.c_str(), "accepted");
+  assert_contains(second, "queue_full_error: ");
+  assert_true(held_ok);
+  assert_int_equal(value, 1);
+}
+
+// Jobs waiting for a limiter's token count towards options::max_queued, whatever the limiter of
+// the next job: with 2 allowed and two jobs waiting behind a token's holder, the next to_thread,
+// with or without the limiter, throws queue_full_error and the limiter's line does not grow.
+// Cancelling one of the waiting jobs makes room at once.
+void jobs_waiting_for_a_limiter_count_towards_max_queued(void**) {
+  test::watchdog dog("jobs_waiting_for_a_limiter_count_towards_max_queued");
+  uvrt::limiter l(1);
+  std::latch started(1);
+  std::latch gate(1);
+  std::string plain, limited;
+  std::size_t waiting_after_refusals = 0;
+  uvrt::cancel_result cancelled{};
+  int accepted = -1, holder = -1, kept = -1;
+  {
+    uvrt::runtime rt(uvrt::options{.max_queued = 2});
+    auto h = rt.to_thread(uvrt::job_options{&l}, [&] {
+      started.count_down();
+      gate.wait();
+      return 1;
+    });
+    started.wait();  // running: it waits no more
+    auto w1 = rt.to_thread(uvrt::job_options{&l}, [] { return 2; });
+    auto w2 = rt.to_thread(uvrt::job_options{&l}, [] { return 3; });
+    plain = refusal_of([&] { (void)rt.to_thread([] { return 4; }); });
+    limited = refusal_of([&] { (void)rt.to_thread(uvrt::job_options{&l}, [] { return 5; }); });
+    waiting_after_refusals = l.waiting();
+    cancelled = w1.cancel();
+    auto room = rt.to_thread([] { return 6; });
+    accepted = rt.block_on(std::move(room));
+    gate.count_down();
+    holder = rt.block_on(std::move(h));
+    kept = rt.block_on(std::move(w2));
+  }
+  dog.disarm();
+  assert_contains(plain, "queue_full_error: ");
+  assert_contains(limited, "queue_full_error: ");
+  assert_int_equal(waiting_after_refusals, 2);
+  assert_string_equal(uvrt::to_string(cancelled), "not_started");
+  assert_int_equal(accepted, 6);
+  assert_int_equal(holder, 1);
+  assert_int_equal(kept, 3);
+  assert_int_equal(l.borrowed(), 0);
+  assert_int_equal(l.waiting(), 0);
+}
+
 }  // namespace
 
 int main() {
@@ -174,6 +314,9 @@ int main() {
       cmocka_unit_test(null_callables_are_refused),
       cmocka_unit_test(a_stop_token_is_passed_when_accepted),
       cmocka_unit_test(continuations_may_submit_more_work),
+      cmocka_unit_test(max_queued_refuses_jobs_past_the_bound),
+      cmocka_unit_test(max_queued_bounds_the_free_to_thread_too),
+      cmocka_unit_test(jobs_waiting_for_a_limiter_count_towards_max_queued),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
