@@ -14,7 +14,10 @@
 namespace uvrt::detail {
 
 void complete(job_core* j) noexcept {
-  if (j->flags & flag_abandoned) return;  // settled by an abandon; its continuation was deferred
+  if (j->flags & flag_abandoned) {  // settled by an abandon; its continuation was deferred
+    --core_of(j)->settled_early_;
+    return;
+  }
   auto& counters = core_of(j)->counters;
   ++counters.settled;
   if (j->outcome == job_state::cancelled) ++counters.cancelled;

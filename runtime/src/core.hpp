@@ -119,6 +119,9 @@ class core {
   // Jobs that wait to run: for a limiter's token, or in the queue (options::max_queued).
   std::size_t waiting_jobs() const noexcept { return tokens_.count() + dispatch_.queued(); }
 
+  // Jobs abandoned (settled early) and not yet finished: runtime::stats() counts them as settled
+  // only, wherever they still are.
+  std::size_t settled_early_ = 0;
   // What runtime::stats() counts (loop thread).
   struct {
     std::uint64_t submitted = 0;

@@ -226,6 +226,8 @@ void dispatch::after_work(uv_work_t* req, int status) {
   d.idle_ = k;
   // What the carrier returned after the last signal, and, once `wake` is closed, all of it.
   d.take_returns();
+  // A done callback or continuation may fork: the child touches nothing more of the parent's.
+  if (c.inherited()) return;
   c.carrier_back();
 }
 
@@ -235,7 +237,9 @@ void dispatch::on_wake(uv_async_t* h) {
   dispatch& d = c.dispatch_;
   d.count_turn();
   d.in_line_ = false;  // a slot may have been given back: ask again below
-  if (d.take_returns() && !d.hot_ && d.unreturned_ > 0 && d.wake_open_.load(std::memory_order_relaxed)) {
+  const bool returned = d.take_returns();
+  if (c.inherited()) return;  // a callback forked: the child touches nothing more of the parent's
+  if (returned && !d.hot_ && d.unreturned_ > 0 && d.wake_open_.load(std::memory_order_relaxed)) {
     // Jobs are coming back: look for them every turn for a while instead of being signalled.
     d.hot_ = true;
     d.loop_polling_.store(true, std::memory_order_seq_cst);
@@ -273,6 +277,7 @@ void dispatch::poll_returns() noexcept {
     last_return_ = now;
     return;
   }
+  if (core_.inherited()) return;
   if (now - last_return_ < hot_ns && unreturned_ > 0) return;
   hot_ = false;
   loop_polling_.store(false, std::memory_order_seq_cst);

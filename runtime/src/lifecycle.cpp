@@ -35,6 +35,7 @@ void core::abandon(job_core* j) noexcept {
   if (j->flags & flag_abandoned) return;
   if (j->cont) mail_.defer(j);
   j->flags |= flag_abandoned;
+  ++settled_early_;
   ++counters.settled;
   ++((j->flags & flag_never_ran) ? counters.cancelled : counters.abandoned);
   j->state.store(job_state::cancelled, std::memory_order_release);

@@ -60,6 +60,7 @@ void settlement::on_check(uv_check_t* h) {
   if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   settlement& s = c.settle_;
   c.dispatch_.poll_returns();
+  if (c.inherited()) return;  // a callback forked: the child touches nothing more of the parent's
   if (s.slice_ == slice::closed && !s.backlog_head_ && !s.held_) {
     // A turn without arrivals: nothing to settle until jobs arrive again.
     uv_check_stop(&s.slicer);

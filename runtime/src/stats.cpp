@@ -18,8 +18,10 @@ runtime_stats core::stats() const {
   s.abandoned = counters.abandoned;
   s.waiting_for_limiter = tokens_.count();
   s.queued = dispatch_.queued();
-  const std::size_t out = dispatch_.out_jobs();
-  s.running = out > s.queued ? out - s.queued : 0;
+  // Everything else not yet settled: taken by a carrier, returned, or back on the loop thread
+  // waiting for its slice (cancelled ones included); abandoned jobs have settled already.
+  const std::size_t unsettled = dispatch_.out_jobs() + settle_.waiting() - s.queued;
+  s.running = unsettled > settled_early_ ? unsettled - settled_early_ : 0;
   latency_sum wait;
   latency_sum run;
   dispatch_.add_latencies(wait, run);

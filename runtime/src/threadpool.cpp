@@ -171,8 +171,9 @@ std::optional<std::size_t> start_pool_now() {
 }
 
 // Validates options::reserved_threads against a pool of `size` threads and the process's value.
-void check_reserved(int requested, int size) {
-  if (requested == -1) return;
+void check_reserved(std::optional<int> asked, int size) {
+  if (!asked || *asked == -1) return;
+  const int requested = *asked;
   if (requested < 0 || requested >= size)
     throw threadpool_size_error("uvrt: options::reserved_threads = " + std::to_string(requested) +
                                 " is out of range: expected 0 to " + std::to_string(size - 1) +
@@ -183,11 +184,13 @@ void check_reserved(int requested, int size) {
                                             " of libuv's pool already, and the reservation is process-wide");
 }
 
-// The pool runs with `size` threads: the first runtime's reservation sets the pool's slots.
-int settle_pool(int size, int requested_reserved) {
+// The pool runs with `size` threads: the first runtime's reservation sets the pool's slots. A
+// query of the size alone (no `requested_reserved`) reserves nothing yet.
+int settle_pool(int size, std::optional<int> requested_reserved) {
   pool_size = size;
-  if (reserved == -1) reserved = requested_reserved == -1 ? (default_reserved < size ? default_reserved : 0) : requested_reserved;
-  detail::set_pool_slots(pool_size - reserved);
+  if (reserved == -1 && requested_reserved)
+    reserved = *requested_reserved == -1 ? (default_reserved < size ? default_reserved : 0) : *requested_reserved;
+  detail::set_pool_slots(pool_size - (reserved == -1 ? 0 : reserved));
   return pool_size;
 }
 
@@ -225,19 +228,19 @@ void register_fork_handlers() {
 
 namespace detail {
 
-int start_threadpool(int requested, int requested_reserved) {
+int start_threadpool(int requested, std::optional<int> requested_reserved) {
   if (requested < 0 || requested > max_size)
     throw threadpool_size_error("uvrt: options::threadpool_size = " + std::to_string(requested) +
                                 " is out of range: expected 1 to 1024, or 0 for no preference");
-  if (requested_reserved < -1 || requested_reserved >= max_size)
-    throw threadpool_size_error("uvrt: options::reserved_threads = " + std::to_string(requested_reserved) +
+  if (requested_reserved && (*requested_reserved < -1 || *requested_reserved >= max_size))
+    throw threadpool_size_error("uvrt: options::reserved_threads = " + std::to_string(*requested_reserved) +
                                 " is out of range: expected 0 to the pool size - 1, or -1 for no preference");
   register_fork_handlers();
   std::lock_guard lock(pool_mutex);
   if (pool_size != 0) {
     if (requested != 0 && requested != pool_size) throw_conflict(requested, pool_size);
     check_reserved(requested_reserved, pool_size);
-    return pool_size;
+    return settle_pool(pool_size, requested_reserved);
   }
 
   std::optional<std::string> env;
@@ -274,6 +277,6 @@ int start_threadpool(int requested, int requested_reserved) {
 
 }  // namespace detail
 
-int threadpool_size() { return detail::start_threadpool(0, -1); }
+int threadpool_size() { return detail::start_threadpool(0, std::nullopt); }
 
 }  // namespace uvrt

@@ -3,6 +3,8 @@
 
 #include <uv.h>
 
+#include <optional>
+
 #include "uvrt/errors.hpp"
 #include "uvrt/options.hpp"
 
@@ -19,7 +21,8 @@ class threadpool_conflict_error : public threadpool_size_error {
 // -1: no preference), starts the pool if uvrt has not yet, sets the pool's slots (pool_slots.hpp)
 // the first time, and returns its size. Throws threadpool_size_error (threadpool_conflict_error
 // for a conflict with the running pool or the process's reservation). Thread-safe.
-int start_threadpool(int requested, int reserved);
+// No `reserved`: a query of the pool's size, which sets no reservation (the first runtime still may).
+int start_threadpool(int requested, std::optional<int> reserved);
 
 class core;
 

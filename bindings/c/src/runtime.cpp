@@ -34,7 +34,7 @@ extern "C" {
 
 int uvrt_threadpool_size(void) {
   try {
-    return uvrt::detail::start_threadpool(0, -1);
+    return uvrt::detail::start_threadpool(0, std::nullopt);
   } catch (...) {
     return uvrt::c_api::error_of_current_exception();
   }

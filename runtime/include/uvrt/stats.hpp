@@ -20,7 +20,7 @@ struct latency {
 
 // A snapshot of one runtime. Counters count since the runtime was created; gauges are the state
 // at the call. Every job submitted is, at any moment, exactly one of: waiting_for_limiter, queued,
-// running (handed to the pool and not yet back on the loop), or settled.
+// running, or settled (an abandoned job is settled at once, though its work may still run).
 struct runtime_stats {
   // Counters.
   std::uint64_t submitted = 0;  // jobs to_thread accepted
@@ -29,7 +29,8 @@ struct runtime_stats {
   std::uint64_t abandoned = 0;  // of those settled: abandoned while running (cancel_mode::abandon, shutdown)
   // Gauges.
   std::size_t queued = 0;               // waiting for a pool thread
-  std::size_t running = 0;              // taken by a pool thread, or returned and not yet settled
+  std::size_t running = 0;              // taken by a pool thread, or back on the loop thread and
+                                        // about to settle (returned, or cancelled before it ran)
   std::size_t waiting_for_limiter = 0;  // waiting for a token of their limiter
   // Of the jobs that ran: from submission to starting on a pool thread (time spent waiting for a
   // limiter included), and from starting to returning. Measured with the CPU's time stamp counter
