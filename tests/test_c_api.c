@@ -1,7 +1,8 @@
 /* The C API (<uvrt.h>), from C: a job's result and failure message reaching its done callback,
  * cancel before start and cooperative stop, handle release, teardown with work in flight,
  * re-entrant destroy and run, calls from the wrong thread, embedding in an application's loop,
- * error names, pool size options and NULL arguments.
+ * limiters, a bounded queue (max_queued), runtime stats, error names, pool size and reserved
+ * thread options and NULL arguments.
  *
  * Every test keeps its state in a heap fixture that cmocka's teardown ends in order, also after a
  * failed assert (which longjmps out of the test): open the gate holding jobs, destroy the runtime
@@ -13,10 +14,14 @@
  * what they saw in atomics, done callbacks (on the test thread) in plain fields.
  *
  * The pool is process-wide and the first runtime sizes it: every test uses default options except
- * the pool size cases, which ask for the size uvrt_threadpool_size() reports, or another one. */
+ * the pool size cases, which ask for the size uvrt_threadpool_size() reports, or another one, the
+ * max_queued case, and the reserved thread cases, which either find the process's reservation
+ * (whatever the first runtime set) or start this program again in a process of its own
+ * (`test_c_api --fresh-process SCENARIO`), where the first runtime sets it. */
 #include <uvrt.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <pthread.h>
 #include <sched.h>
@@ -98,8 +103,19 @@ struct call {
   char message_after_release[64];
 };
 
+/* Jobs that count how many of them run at once (counting_work). */
+struct concurrency {
+  atomic_int running;
+  atomic_int max_running;
+  atomic_int runs;
+  int done_calls; /* loop thread */
+  int done_failed;
+};
+
 struct fixture {
-  uvrt_runtime_t* rt;  /* destroyed by the teardown unless NULL */
+  uvrt_runtime_t* rt;    /* destroyed by the teardown unless NULL */
+  uvrt_runtime_t* other; /* a second runtime, destroyed after rt unless NULL */
+  uvrt_limiter_t* limiter; /* destroyed once both runtimes are, unless NULL */
   int pool;
   pthread_t test_thread;
   atomic_bool gate_open;
@@ -107,6 +123,7 @@ struct fixture {
   atomic_int finished; /* work functions that have returned */
   int ncalls, used;
   struct call* calls;
+  struct concurrency counted;
 };
 
 static void copy_message(const char* m, bool* is_null, char* out, size_t size) {
@@ -206,9 +223,14 @@ static int setup(void** state) {
 static int teardown(void** state) {
   struct fixture* fx = *state;
   atomic_store(&fx->gate_open, true);
-  if (fx->rt && uvrt_runtime_destroy(fx->rt) != 0) {
+  if ((fx->rt && uvrt_runtime_destroy(fx->rt) != 0) || (fx->other && uvrt_runtime_destroy(fx->other) != 0)) {
     /* Jobs may still use the fixture: leak it rather than free it under them. */
     fprintf(stderr, "teardown: uvrt_runtime_destroy failed; the fixture is leaked\n");
+    return -1;
+  }
+  /* Every job has settled, so none holds or waits for a token. */
+  if (fx->limiter && uvrt_limiter_destroy(fx->limiter) != 0) {
+    fprintf(stderr, "teardown: uvrt_limiter_destroy failed with no job left\n");
     return -1;
   }
   for (int i = 0; i < fx->used; ++i) {
@@ -231,6 +253,13 @@ static struct call* new_call(struct fixture* fx, uvrt_runtime_t* rt) {
 
 static int submit(struct call* c, bool keep_handle) {
   return uvrt_job_submit(c->rt, keep_handle ? &c->handle : NULL, work, done, c);
+}
+
+/* submit with a limiter (NULL: none), through uvrt_job_submit_ex; keeps the handle. */
+static int submit_limited(struct call* c, uvrt_limiter_t* limiter) {
+  uvrt_job_options_t options = UVRT_JOB_OPTIONS_INIT;
+  options.limiter = limiter;
+  return uvrt_job_submit_ex(c->rt, &c->handle, work, done, c, &options);
 }
 
 /* Waits until *counter reaches target; false after WAIT_SECONDS. */
@@ -783,6 +812,8 @@ struct foreign_calls {
   uvrt_job_t* submitted;
   uv_loop_t* loop;
   int run_rc, destroy_rc, submit_rc, cancel_rc, release_rc, release_settled_rc, fail_rc, stop_requested;
+  int submit_ex_rc, stats_rc;
+  bool stats_untouched;
   bool message_null;
   int strerror_ok;
 };
@@ -792,6 +823,13 @@ static void* call_from_a_foreign_thread(void* arg) {
   f->run_rc = uvrt_runtime_run(f->rt);
   f->destroy_rc = uvrt_runtime_destroy(f->rt);
   f->submit_rc = uvrt_job_submit(f->rt, &f->submitted, work, done, f->spare);
+  const uvrt_job_options_t options = UVRT_JOB_OPTIONS_INIT;
+  f->submit_ex_rc = uvrt_job_submit_ex(f->rt, &f->submitted, work, done, f->spare, &options);
+  uvrt_runtime_stats_t stats;
+  memset(&stats, 0xab, sizeof stats);
+  stats.size = sizeof stats;
+  f->stats_rc = uvrt_runtime_stats(f->rt, &stats);
+  f->stats_untouched = stats.submitted == 0xababababababababULL;
   f->cancel_rc = uvrt_job_cancel(f->running);
   f->release_rc = uvrt_job_release(f->running);
   f->release_settled_rc = uvrt_job_release(f->settled);
@@ -805,8 +843,9 @@ static void* call_from_a_foreign_thread(void* arg) {
   return NULL;
 }
 
-/* From a thread that is not the loop thread, run, destroy, submit, cancel, release and fail are
- * refused with UVRT_ETHREAD and change nothing; uvrt_job_message gives NULL. */
+/* From a thread that is not the loop thread, run, destroy, submit (also with options), stats,
+ * cancel, release and fail are refused with UVRT_ETHREAD and change nothing; uvrt_job_message
+ * gives NULL. */
 static void calls_from_another_thread_return_ethread_and_change_nothing(void** state) {
   struct fixture* fx = fixture_with_runtime(state);
   struct call* settled = new_call(fx, fx->rt);
@@ -831,7 +870,10 @@ static void calls_from_another_thread_return_ethread_and_change_nothing(void** s
   assert_int_equal(f.run_rc, UVRT_ETHREAD);
   assert_int_equal(f.destroy_rc, UVRT_ETHREAD);
   assert_int_equal(f.submit_rc, UVRT_ETHREAD);
+  assert_int_equal(f.submit_ex_rc, UVRT_ETHREAD);
   assert_ptr_equal(f.submitted, SENTINEL);
+  assert_int_equal(f.stats_rc, UVRT_ETHREAD);
+  assert_true(f.stats_untouched);
   assert_int_equal(f.cancel_rc, UVRT_ETHREAD);
   assert_int_equal(f.release_rc, UVRT_ETHREAD);
   assert_int_equal(f.release_settled_rc, UVRT_ETHREAD);
@@ -1046,6 +1088,547 @@ static void run_or_destroy_of_another_runtime_on_the_loop_from_a_done_callback_r
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Limiters, bounded queues, stats */
+
+/* Counts the jobs that run at once: raises fx->counted.running for the time it spends, and records
+ * the most it saw. */
+static int counting_work(uvrt_job_t* job, void* arg, void** result) {
+  (void)job;
+  (void)result;
+  struct concurrency* k = arg;
+  const int now = atomic_fetch_add(&k->running, 1) + 1;
+  int seen = atomic_load(&k->max_running);
+  while (now > seen && !atomic_compare_exchange_weak(&k->max_running, &seen, now)) {
+  }
+  spend(20000);
+  atomic_fetch_sub(&k->running, 1);
+  atomic_fetch_add(&k->runs, 1);
+  return 0;
+}
+
+static void counting_done(uvrt_job_t* job, int status, void* result, void* arg) {
+  (void)job;
+  (void)result;
+  struct concurrency* k = arg;
+  k->done_calls++;
+  if (status != 0) k->done_failed++;
+}
+
+/* A call on fx->rt submitted with fx->limiter; held at the gate if `hold`. */
+static struct call* limited_call(struct fixture* fx, bool hold) {
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = hold;
+  assert_int_equal(submit_limited(c, fx->limiter), 0);
+  return c;
+}
+
+/* Creates fx->limiter with one token and gives it to a held job, which has started on return. */
+static struct call* hold_the_only_token(struct fixture* fx) {
+  assert_int_equal(uvrt_limiter_create(&fx->limiter, 1), 0);
+  struct call* holder = limited_call(fx, true);
+  assert_true(wait_for(&fx->started, 1));
+  return holder;
+}
+
+/* uvrt_limiter_create refuses a NULL out-parameter and 0 tokens (writing nothing),
+ * uvrt_limiter_set_tokens refuses NULL and 0 (the number stays), the getters give 0 for NULL and
+ * destroy refuses NULL; a new limiter has its tokens, none borrowed, none waiting. */
+static void limiter_calls_refuse_null_and_zero_tokens(void** state) {
+  struct fixture* fx = *state;
+  uvrt_limiter_t* lim = (uvrt_limiter_t*)(void*)&sentinel_storage;
+  assert_int_equal(uvrt_limiter_create(NULL, 3), UVRT_EINVAL);
+  assert_int_equal(uvrt_limiter_create(&lim, 0), UVRT_EINVAL);
+  assert_ptr_equal(lim, (uvrt_limiter_t*)(void*)&sentinel_storage);
+  assert_int_equal(uvrt_limiter_create(&fx->limiter, 3), 0);
+  assert_non_null(fx->limiter);
+  assert_int_equal(uvrt_limiter_tokens(fx->limiter), 3);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+  assert_int_equal(uvrt_limiter_waiting(fx->limiter), 0);
+
+  assert_int_equal(uvrt_limiter_set_tokens(fx->limiter, 0), UVRT_EINVAL);
+  assert_int_equal(uvrt_limiter_tokens(fx->limiter), 3);
+  assert_int_equal(uvrt_limiter_set_tokens(NULL, 2), UVRT_EINVAL);
+  assert_int_equal(uvrt_limiter_set_tokens(fx->limiter, 5), 0);
+  assert_int_equal(uvrt_limiter_tokens(fx->limiter), 5);
+  assert_int_equal(uvrt_limiter_set_tokens(fx->limiter, 1), 0);
+  assert_int_equal(uvrt_limiter_tokens(fx->limiter), 1);
+
+  assert_int_equal(uvrt_limiter_tokens(NULL), 0);
+  assert_int_equal(uvrt_limiter_borrowed(NULL), 0);
+  assert_int_equal(uvrt_limiter_waiting(NULL), 0);
+  assert_int_equal(uvrt_limiter_destroy(NULL), UVRT_EINVAL);
+  assert_int_equal(uvrt_limiter_destroy(fx->limiter), 0);
+  fx->limiter = NULL;
+}
+
+/* uvrt_job_options_t must say its size: 0 or less than sizeof is UVRT_EINVAL, as is a larger
+ * struct (a newer uvrt.h's) whose unknown part is not zero; a larger one with a zero tail, the
+ * initialiser and NULL options are accepted. A refused submit writes no handle and never calls
+ * done; the accepted ones run with the limiter they named. */
+static void job_options_of_the_wrong_size_are_refused_with_einval(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  assert_int_equal(uvrt_limiter_create(&fx->limiter, 1), 0);
+  struct call* refused = new_call(fx, fx->rt);
+  refused->handle = SENTINEL;
+  struct {
+    uvrt_job_options_t options;
+    uint64_t newer_field;
+  } bigger;
+  memset(&bigger, 0, sizeof bigger);
+  bigger.options.size = sizeof bigger;
+  bigger.options.limiter = fx->limiter;
+  bigger.newer_field = 1;
+  uvrt_job_options_t options = UVRT_JOB_OPTIONS_INIT;
+  options.limiter = fx->limiter;
+  const size_t wrong[] = {0, 1, sizeof options - 1, (size_t)-1};
+  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; ++i) {
+    options.size = wrong[i];
+    assert_int_equal(uvrt_job_submit_ex(fx->rt, &refused->handle, work, done, refused, &options), UVRT_EINVAL);
+  }
+  assert_int_equal(uvrt_job_submit_ex(fx->rt, &refused->handle, work, done, refused, &bigger.options), UVRT_EINVAL);
+  assert_ptr_equal(refused->handle, SENTINEL);
+  assert_int_equal(uvrt_limiter_waiting(fx->limiter), 0);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+
+  struct call* with_init = new_call(fx, fx->rt);
+  struct call* with_null = new_call(fx, fx->rt);
+  struct call* with_bigger = new_call(fx, fx->rt);
+  options.size = sizeof options;
+  assert_int_equal(uvrt_job_submit_ex(fx->rt, &with_init->handle, work, done, with_init, &options), 0);
+  assert_int_equal(uvrt_job_submit_ex(fx->rt, &with_null->handle, work, done, with_null, NULL), 0);
+  bigger.newer_field = 0;
+  assert_int_equal(uvrt_job_submit_ex(fx->rt, &with_bigger->handle, work, done, with_bigger, &bigger.options), 0);
+  /* Two limited jobs and one token: the second waits. */
+  const size_t waiting = uvrt_limiter_waiting(fx->limiter);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(waiting, 1);
+  assert_int_equal(refused->done_calls, 0);
+  assert_int_equal(atomic_load(&refused->runs), 0);
+  assert_int_equal(with_init->done_status, 0);
+  assert_int_equal(with_null->done_status, 0);
+  assert_int_equal(with_bigger->done_status, 0);
+  assert_int_equal(with_bigger->done_calls, 1);
+  assert_int_equal(uvrt_limiter_waiting(fx->limiter), 0);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+}
+
+/* 100 jobs through a limiter of 3 tokens: right after submitting, 3 hold a token and 97 wait
+ * (the runtime's stats say so too); no more than 3 ever run at once; every one runs, and its done
+ * callback gets status 0; then no token is borrowed. */
+static void a_limiter_of_3_tokens_never_runs_more_than_3_of_100_jobs_at_once(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  enum { JOBS = 100 };
+  assert_int_equal(uvrt_limiter_create(&fx->limiter, 3), 0);
+  uvrt_job_options_t options = UVRT_JOB_OPTIONS_INIT;
+  options.limiter = fx->limiter;
+  for (int i = 0; i < JOBS; ++i)
+    assert_int_equal(uvrt_job_submit_ex(fx->rt, NULL, counting_work, counting_done, &fx->counted, &options), 0);
+  const size_t borrowed = uvrt_limiter_borrowed(fx->limiter);
+  const size_t waiting = uvrt_limiter_waiting(fx->limiter);
+  uvrt_runtime_stats_t stats;
+  stats.size = sizeof stats;
+  assert_int_equal(uvrt_runtime_stats(fx->rt, &stats), 0);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(borrowed, 3);
+  assert_int_equal(waiting, JOBS - 3);
+  assert_int_equal(stats.waiting_for_limiter, JOBS - 3);
+  assert_int_equal(stats.submitted, JOBS);
+  assert_in_range(atomic_load(&fx->counted.max_running), 1, 3);
+  assert_int_equal(atomic_load(&fx->counted.runs), JOBS);
+  assert_int_equal(fx->counted.done_calls, JOBS);
+  assert_int_equal(fx->counted.done_failed, 0);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+  assert_int_equal(uvrt_limiter_waiting(fx->limiter), 0);
+}
+
+/* A job waiting for a token (the only one is held by a running job) is cancelled: cancel returns
+ * 0, it leaves the limiter's line at once, never runs, and its done callback gets UVRT_ECANCELED
+ * from the loop; the job holding the token is unaffected. */
+static void a_job_waiting_for_a_token_cancelled_gets_ecanceled_and_never_runs(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* holder = hold_the_only_token(fx);
+  struct call* waiter = limited_call(fx, false);
+  const size_t waiting_before = uvrt_limiter_waiting(fx->limiter);
+
+  const int rc = uvrt_job_cancel(waiter->handle);
+  const int again = uvrt_job_cancel(waiter->handle);
+  const size_t waiting_after = uvrt_limiter_waiting(fx->limiter);
+  const int done_calls_after_cancel = waiter->done_calls;
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(waiting_before, 1);
+  assert_int_equal(rc, 0);
+  assert_int_equal(again, 0);
+  assert_int_equal(waiting_after, 0);
+  assert_int_equal(done_calls_after_cancel, 0);
+  assert_int_equal(waiter->done_calls, 1);
+  assert_int_equal(waiter->done_status, UVRT_ECANCELED);
+  assert_null(waiter->done_result);
+  assert_int_equal(atomic_load(&waiter->runs), 0);
+  assert_int_equal(holder->done_calls, 1);
+  assert_int_equal(holder->done_status, 0);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+}
+
+/* Destroying a runtime cancels its jobs that wait for a token like its queued jobs: their done
+ * callbacks get UVRT_ECANCELED, they never run, and the limiter has nobody waiting afterwards. */
+static void destroying_a_runtime_cancels_its_jobs_waiting_for_a_token(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* holder = hold_the_only_token(fx);
+  enum { WAITERS = 5 };
+  struct call* waiters[WAITERS];
+  for (int i = 0; i < WAITERS; ++i) waiters[i] = limited_call(fx, false);
+  const size_t waiting_before = uvrt_limiter_waiting(fx->limiter);
+
+  const int rc = uvrt_runtime_destroy(fx->rt);
+  if (rc == 0) fx->rt = NULL;
+
+  assert_int_equal(rc, 0);
+  assert_int_equal(waiting_before, WAITERS);
+  assert_int_equal(holder->done_calls, 1);
+  assert_int_equal(holder->done_status, 0);
+  assert_int_equal(atomic_load(&holder->saw_stop), 1);
+  for (int i = 0; i < WAITERS; ++i) {
+    assert_int_equal(waiters[i]->done_calls, 1);
+    assert_int_equal(waiters[i]->done_status, UVRT_ECANCELED);
+    assert_int_equal(atomic_load(&waiters[i]->runs), 0);
+  }
+  assert_int_equal(uvrt_limiter_waiting(fx->limiter), 0);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+}
+
+/* uvrt_limiter_destroy while a job holds its token and another waits: UVRT_EBUSY, and nothing
+ * changed (same numbers). With the waiting job cancelled, the held token alone still makes it
+ * UVRT_EBUSY, and the limiter still serves a job submitted after that. Once every job is done,
+ * destroy returns 0. */
+static void destroying_a_limiter_in_use_returns_ebusy_until_its_jobs_are_done(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* holder = hold_the_only_token(fx);
+  struct call* waiter = limited_call(fx, false);
+
+  const int busy_holding_and_waiting = uvrt_limiter_destroy(fx->limiter);
+  const size_t tokens = uvrt_limiter_tokens(fx->limiter);
+  const size_t borrowed = uvrt_limiter_borrowed(fx->limiter);
+  const size_t waiting = uvrt_limiter_waiting(fx->limiter);
+  /* Only a token held: still busy. */
+  const int cancel_rc = uvrt_job_cancel(waiter->handle);
+  const int busy_holding = uvrt_limiter_destroy(fx->limiter);
+  struct call* later = limited_call(fx, false);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  const int rc = uvrt_limiter_destroy(fx->limiter);
+  if (rc == 0) fx->limiter = NULL;
+
+  assert_int_equal(busy_holding_and_waiting, UVRT_EBUSY);
+  assert_int_equal(tokens, 1);
+  assert_int_equal(borrowed, 1);
+  assert_int_equal(waiting, 1);
+  assert_int_equal(cancel_rc, 0);
+  assert_int_equal(busy_holding, UVRT_EBUSY);
+  assert_int_equal(holder->done_status, 0);
+  assert_int_equal(waiter->done_status, UVRT_ECANCELED);
+  assert_int_equal(later->done_calls, 1);
+  assert_int_equal(later->done_status, 0);
+  assert_int_equal(rc, 0);
+}
+
+struct token_grower {
+  uvrt_limiter_t* limiter;
+  int rc;
+};
+
+static void* grow_tokens(void* arg) {
+  struct token_grower* g = arg;
+  g->rc = uvrt_limiter_set_tokens(g->limiter, 2);
+  return NULL;
+}
+
+/* The limiter functions may be called on any thread: a second token added from another thread
+ * starts the job waiting for it (on its runtime's loop, which takes the grant as it turns) while
+ * the first still holds its token. */
+static void set_tokens_from_another_thread_starts_a_waiting_job(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* first = hold_the_only_token(fx);
+  struct call* second = limited_call(fx, true);
+  const size_t waiting_before = uvrt_limiter_waiting(fx->limiter);
+
+  struct token_grower g = {.limiter = fx->limiter, .rc = 1};
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, grow_tokens, &g), 0);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  const size_t waiting_after = uvrt_limiter_waiting(fx->limiter);
+  arm_watchdog("a job granted a token from another thread did not start");
+  while (atomic_load(&fx->started) < 2) uv_run(uvrt_runtime_loop(fx->rt), UV_RUN_NOWAIT);
+  disarm_watchdog();
+  const size_t borrowed_both = uvrt_limiter_borrowed(fx->limiter);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(waiting_before, 1);
+  assert_int_equal(g.rc, 0);
+  assert_int_equal(waiting_after, 0);
+  assert_int_equal(borrowed_both, 2);
+  assert_int_equal(uvrt_limiter_tokens(fx->limiter), 2);
+  assert_int_equal(first->done_status, 0);
+  assert_int_equal(second->done_status, 0);
+}
+
+/* A runtime with max_queued = 2, while every pool thread is busy with another runtime's held
+ * jobs: two jobs wait (one queued with its limiter's token, one waiting for the token), and the
+ * next submit, with or without a limiter, is refused with UVRT_EQUEUEFULL: no handle written, no
+ * token taken, and its done callback never runs. Cancelling a waiting job makes room for one more. */
+static void submit_beyond_max_queued_returns_equeuefull_and_never_calls_done(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  uvrt_options_t options = {.max_queued = 2};
+  assert_int_equal(uvrt_runtime_create(&fx->other, &options), 0);
+  assert_int_equal(uvrt_limiter_create(&fx->limiter, 1), 0);
+  (void)fill_pool(fx);
+  struct call* queued = new_call(fx, fx->other);
+  struct call* waiting = new_call(fx, fx->other);
+  assert_int_equal(submit_limited(queued, fx->limiter), 0);
+  assert_int_equal(submit_limited(waiting, fx->limiter), 0);
+  struct call* refused_plain = new_call(fx, fx->other);
+  struct call* refused_limited = new_call(fx, fx->other);
+  refused_plain->handle = refused_limited->handle = SENTINEL;
+  const int plain_rc = submit(refused_plain, true);
+  const int limited_rc = submit_limited(refused_limited, fx->limiter);
+  const size_t waiting_for_token = uvrt_limiter_waiting(fx->limiter);
+  uvrt_runtime_stats_t full;
+  full.size = sizeof full;
+  const int stats_rc = uvrt_runtime_stats(fx->other, &full);
+
+  const int cancel_rc = uvrt_job_cancel(waiting->handle);
+  struct call* room = new_call(fx, fx->other);
+  const int room_rc = submit(room, true);
+  struct call* refused_again = new_call(fx, fx->other);
+  refused_again->handle = SENTINEL;
+  const int again_rc = submit(refused_again, true);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  assert_int_equal(uvrt_runtime_run(fx->other), 0);
+
+  assert_int_equal(plain_rc, UVRT_EQUEUEFULL);
+  assert_int_equal(limited_rc, UVRT_EQUEUEFULL);
+  assert_int_equal(again_rc, UVRT_EQUEUEFULL);
+  assert_int_equal(waiting_for_token, 1);
+  assert_int_equal(stats_rc, 0);
+  assert_int_equal(full.submitted, 2);
+  assert_int_equal(full.queued, 1);
+  assert_int_equal(full.waiting_for_limiter, 1);
+  assert_int_equal(cancel_rc, 0);
+  assert_int_equal(room_rc, 0);
+  struct call* refused[] = {refused_plain, refused_limited, refused_again};
+  for (int i = 0; i < 3; ++i) {
+    assert_ptr_equal(refused[i]->handle, SENTINEL);
+    assert_int_equal(refused[i]->done_calls, 0);
+    assert_int_equal(atomic_load(&refused[i]->runs), 0);
+  }
+  assert_int_equal(queued->done_status, 0);
+  assert_int_equal(waiting->done_status, UVRT_ECANCELED);
+  assert_int_equal(room->done_status, 0);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+}
+
+/* uvrt_runtime_stats: all zero for a new runtime; with every pool thread held and three more jobs
+ * submitted, one of them cancelled, the gauges say pool running and 2 queued; once the loop ran
+ * everything, the counters say what happened and the latencies count the jobs that ran. A size
+ * smaller than the struct, or absurdly large, is refused (nothing written); a larger one (a newer
+ * uvrt.h) gets its unknown tail zeroed and the size this version filled. */
+static void runtime_stats_count_what_the_runtime_did(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  uvrt_runtime_stats_t s;
+  memset(&s, 0xab, sizeof s);
+  s.size = sizeof s - 1;
+  assert_int_equal(uvrt_runtime_stats(fx->rt, &s), UVRT_EINVAL);
+  assert_int_equal(s.size, sizeof s - 1);
+  assert_int_equal(s.submitted, 0xababababababababULL);
+  s.size = 0;
+  assert_int_equal(uvrt_runtime_stats(fx->rt, &s), UVRT_EINVAL);
+  s.size = 4097; /* no uvrt.h makes one this large: never set */
+  assert_int_equal(uvrt_runtime_stats(fx->rt, &s), UVRT_EINVAL);
+  assert_int_equal(s.submitted, 0xababababababababULL);
+  struct {
+    uvrt_runtime_stats_t stats;
+    uint64_t newer_field;
+  } bigger;
+  memset(&bigger, 0xab, sizeof bigger);
+  bigger.stats.size = sizeof bigger;
+  assert_int_equal(uvrt_runtime_stats(fx->rt, &bigger.stats), 0);
+  assert_int_equal(bigger.stats.size, sizeof(uvrt_runtime_stats_t));
+  assert_int_equal(bigger.newer_field, 0);
+  const uvrt_runtime_stats_t fresh = bigger.stats;
+  assert_int_equal(fresh.submitted + fresh.settled + fresh.cancelled + fresh.abandoned, 0);
+  assert_int_equal(fresh.queued + fresh.running + fresh.waiting_for_limiter, 0);
+  assert_int_equal(fresh.wait.count + fresh.wait.p50_ns + fresh.wait.p90_ns + fresh.wait.p99_ns + fresh.wait.max_ns, 0);
+  assert_int_equal(fresh.run.count + fresh.run.max_ns, 0);
+
+  (void)fill_pool(fx);
+  struct call* queued[3];
+  for (int i = 0; i < 3; ++i) {
+    queued[i] = new_call(fx, fx->rt);
+    assert_int_equal(submit(queued[i], true), 0);
+  }
+  assert_int_equal(uvrt_job_cancel(queued[0]->handle), 0);
+  uvrt_runtime_stats_t busy;
+  busy.size = sizeof busy;
+  assert_int_equal(uvrt_runtime_stats(fx->rt, &busy), 0);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  uvrt_runtime_stats_t after;
+  after.size = sizeof after;
+  assert_int_equal(uvrt_runtime_stats(fx->rt, &after), 0);
+
+  const uint64_t jobs = (uint64_t)fx->pool + 3;
+  assert_int_equal(busy.submitted, jobs);
+  assert_int_equal(busy.settled, 0);
+  assert_int_equal(busy.queued, 2);
+  assert_int_equal(busy.running, fx->pool);
+  assert_int_equal(busy.waiting_for_limiter, 0);
+  assert_int_equal(after.size, sizeof after);
+  assert_int_equal(after.submitted, jobs);
+  assert_int_equal(after.settled, jobs);
+  assert_int_equal(after.cancelled, 1);
+  assert_int_equal(after.abandoned, 0);
+  assert_int_equal(after.queued + after.running + after.waiting_for_limiter, 0);
+  const uvrt_latency_t* latencies[] = {&after.wait, &after.run};
+  for (int i = 0; i < 2; ++i) {
+    const uvrt_latency_t* l = latencies[i];
+    assert_int_equal(l->count, jobs - 1);
+    assert_true(l->p50_ns <= l->p90_ns);
+    assert_true(l->p90_ns <= l->p99_ns);
+    assert_true(l->p99_ns <= l->max_ns);
+  }
+  /* The held jobs ran until the gate opened. */
+  assert_true(after.run.max_ns > 0);
+}
+
+/* options.reserved_threads against the process's reservation, which the first runtime of this
+ * process set: whatever the number, exactly one of UVRT_RESERVED_NONE, 1 .. pool - 1 is accepted
+ * and the others are UVRT_EPOOLCONFLICT; 0 (no preference) is always accepted; the pool size or
+ * more, and negative numbers other than UVRT_RESERVED_NONE, are UVRT_EPOOLSIZE. */
+static void reserved_threads_out_of_range_or_conflicting_is_refused(void** state) {
+  (void)state;
+  const int pool = uvrt_threadpool_size();
+  assert_true(pool > 0);
+  const int out_of_range[] = {pool, pool + 1, 1024, 1025, INT_MAX, -2, -1000, INT_MIN};
+  for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; ++i) {
+    uvrt_options_t options = {.reserved_threads = out_of_range[i]};
+    uvrt_runtime_t* rt = (uvrt_runtime_t*)(void*)&sentinel_storage;
+    assert_int_equal(uvrt_runtime_create(&rt, &options), UVRT_EPOOLSIZE);
+    assert_ptr_equal(rt, (uvrt_runtime_t*)(void*)&sentinel_storage);
+  }
+  int accepted = 0;
+  for (int n = 0; n < pool; ++n) {
+    uvrt_options_t options = {.reserved_threads = n == 0 ? UVRT_RESERVED_NONE : n};
+    uvrt_runtime_t* rt = NULL;
+    const int rc = uvrt_runtime_create(&rt, &options);
+    if (rc == 0) {
+      ++accepted;
+      assert_int_equal(uvrt_runtime_destroy(rt), 0);
+    } else {
+      assert_int_equal(rc, UVRT_EPOOLCONFLICT);
+      assert_null(rt);
+    }
+  }
+  assert_int_equal(accepted, 1);
+  uvrt_options_t no_preference = {.reserved_threads = 0};
+  uvrt_runtime_t* rt = NULL;
+  assert_int_equal(uvrt_runtime_create(&rt, &no_preference), 0);
+  assert_int_equal(uvrt_runtime_destroy(rt), 0);
+}
+
+static int quick_work_counting(uvrt_job_t* job, void* arg, void** result) {
+  (void)job;
+  (void)result;
+  ++*(int*)arg;
+  return 0;
+}
+
+/* The cases of reserved_threads that need a process of their own, where the first runtime sets the
+ * reservation: run by fresh_process() in this program started again (see main). Each returns the
+ * number of the first check that failed, or 0. */
+static int create_with(int threadpool_size, int reserved_threads) {
+  uvrt_options_t options = {.threadpool_size = threadpool_size, .reserved_threads = reserved_threads};
+  uvrt_runtime_t* rt = NULL;
+  int rc = uvrt_runtime_create(&rt, &options);
+  if (rc == 0) {
+    /* A job still runs on the pool's unreserved threads. */
+    int ran = 0;
+    rc = uvrt_job_submit(rt, NULL, quick_work_counting, NULL, &ran);
+    if (rc == 0) rc = uvrt_runtime_run(rt);
+    if (rc == 0 && ran != 1) rc = -1;
+    const int destroyed = uvrt_runtime_destroy(rt);
+    if (rc == 0) rc = destroyed;
+  }
+  return rc;
+}
+
+static int fresh_process(const char* scenario) {
+  if (strcmp(scenario, "reserve-1-first") == 0) {
+    /* A first runtime reserving 1 of 2 threads sets the process's reservation: 1 and "no
+     * preference" are accepted from then on, UVRT_RESERVED_NONE conflicts, 2 is out of range. */
+    if (create_with(2, 1) != 0) return 1;
+    if (create_with(0, 0) != 0) return 2;
+    if (create_with(0, 1) != 0) return 3;
+    if (create_with(0, UVRT_RESERVED_NONE) != UVRT_EPOOLCONFLICT) return 4;
+    if (create_with(2, 2) != UVRT_EPOOLSIZE) return 5;
+    return 0;
+  }
+  if (strcmp(scenario, "reserve-none-first") == 0) {
+    /* UVRT_RESERVED_NONE is the C++ API's 0: it sets "none", and 1 conflicts with it. */
+    if (create_with(2, UVRT_RESERVED_NONE) != 0) return 1;
+    if (create_with(0, 1) != UVRT_EPOOLCONFLICT) return 2;
+    if (create_with(0, 0) != 0) return 3;
+    if (create_with(0, UVRT_RESERVED_NONE) != 0) return 4;
+    return 0;
+  }
+  if (strcmp(scenario, "out-of-range-first") == 0) {
+    /* Refused before anything is set: a later runtime still sets the reservation. */
+    if (create_with(2, 2) != UVRT_EPOOLSIZE) return 1;
+    if (create_with(2, -2) != UVRT_EPOOLSIZE) return 2;
+    if (create_with(2, 1) != 0) return 3;
+    if (create_with(0, UVRT_RESERVED_NONE) != UVRT_EPOOLCONFLICT) return 4;
+    return 0;
+  }
+  return 99;
+}
+
+/* Runs fresh_process(scenario) in this program started anew (a fork, then an exec of
+ * /proc/self/exe), since the reservation is process-wide and set once: a forked child would
+ * inherit this process's. Returns the child's wait status. */
+static int run_fresh_process(const char* scenario) {
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20); /* the default action ends the child: a hang shows as SIGALRM */
+    execl("/proc/self/exe", "test_c_api", "--fresh-process", scenario, (char*)NULL);
+    _exit(127);
+  }
+  int status = -1;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
+  return status;
+}
+
+/* reserved_threads in a process of its own: the first runtime's number (1, or UVRT_RESERVED_NONE
+ * for none) becomes the process's, "no preference" (0) then takes it, and another number
+ * conflicts; a refused first runtime sets nothing. */
+static void reserved_threads_set_by_the_first_runtime_in_a_fresh_process(void** state) {
+  (void)state;
+  const char* scenarios[] = {"reserve-1-first", "reserve-none-first", "out-of-range-first"};
+  for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; ++i) {
+    const int status = run_fresh_process(scenarios[i]);
+    if (status == -1) fail_msg("%s: fork or waitpid failed", scenarios[i]);
+    if (WIFSIGNALED(status)) fail_msg("%s: killed by signal %d (14: it hung)", scenarios[i], WTERMSIG(status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      fail_msg("%s: check %d failed (127: the exec failed)", scenarios[i], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Error codes */
 
 #define UVRT_TEST_CODE(name, value, text) {UVRT_##name, "UVRT_" #name},
@@ -1060,7 +1643,7 @@ enum { NCODES = sizeof uvrt_codes / sizeof uvrt_codes[0] };
  * "success" / "OK". */
 static void every_uvrt_code_has_a_distinct_description_and_name(void** state) {
   (void)state;
-  assert_int_equal(NCODES, 12); /* with UVRT_EFORKED */
+  assert_int_equal(NCODES, 13); /* with UVRT_EQUEUEFULL */
   for (int i = 0; i < NCODES; ++i) {
     const char* text = uvrt_strerror(uvrt_codes[i].code);
     const char* name = uvrt_err_name(uvrt_codes[i].code);
@@ -1079,6 +1662,10 @@ static void every_uvrt_code_has_a_distinct_description_and_name(void** state) {
   }
   assert_string_equal(uvrt_strerror(0), "success");
   assert_string_equal(uvrt_err_name(0), "OK");
+  /* The newest code, UVRT_ERRNO_MAX's neighbour, says what it means. */
+  assert_int_equal(UVRT_EQUEUEFULL, UVRT_ERRNO_MAX + 1);
+  assert_string_equal(uvrt_err_name(UVRT_EQUEUEFULL), "UVRT_EQUEUEFULL");
+  assert_non_null(strstr(uvrt_strerror(UVRT_EQUEUEFULL), "queue is full"));
   /* uvrt's own codes where libuv has one with the same meaning. */
   assert_int_equal(UVRT_EINVAL, UV_EINVAL);
   assert_int_equal(UVRT_ECANCELED, UV_ECANCELED);
@@ -1214,9 +1801,16 @@ static void null_arguments_are_refused_with_einval_without_crashing(void** state
 
   struct call* c = new_call(fx, NULL);
   uvrt_job_t* job = SENTINEL;
+  const uvrt_job_options_t job_options = UVRT_JOB_OPTIONS_INIT;
   assert_int_equal(uvrt_job_submit(NULL, &job, work, done, c), UVRT_EINVAL);
   assert_int_equal(uvrt_job_submit(NULL, NULL, NULL, NULL, NULL), UVRT_EINVAL);
+  assert_int_equal(uvrt_job_submit_ex(NULL, &job, work, done, c, &job_options), UVRT_EINVAL);
+  assert_int_equal(uvrt_job_submit_ex(NULL, NULL, NULL, NULL, NULL, NULL), UVRT_EINVAL);
   assert_ptr_equal(job, SENTINEL);
+  uvrt_runtime_stats_t stats;
+  stats.size = sizeof stats;
+  assert_int_equal(uvrt_runtime_stats(NULL, &stats), UVRT_EINVAL);
+  assert_int_equal(uvrt_runtime_stats(NULL, NULL), UVRT_EINVAL);
   assert_int_equal(uvrt_job_cancel(NULL), UVRT_EINVAL);
   assert_int_equal(uvrt_job_stop_requested(NULL), 0);
   assert_int_equal(uvrt_job_fail(NULL, UV_EIO, "why"), UVRT_EINVAL);
@@ -1229,7 +1823,10 @@ static void null_arguments_are_refused_with_einval_without_crashing(void** state
   c->rt = fx->rt;
   assert_int_equal(uvrt_job_submit(fx->rt, &job, NULL, done, c), UVRT_EINVAL);
   assert_int_equal(uvrt_job_submit(fx->rt, NULL, NULL, NULL, NULL), UVRT_EINVAL);
+  assert_int_equal(uvrt_job_submit_ex(fx->rt, &job, NULL, done, c, &job_options), UVRT_EINVAL);
+  assert_int_equal(uvrt_job_submit_ex(fx->rt, NULL, NULL, NULL, NULL, NULL), UVRT_EINVAL);
   assert_ptr_equal(job, SENTINEL);
+  assert_int_equal(uvrt_runtime_stats(fx->rt, NULL), UVRT_EINVAL);
   assert_int_equal(uvrt_runtime_run(fx->rt), 0);
   assert_int_equal(c->done_calls, 0);
   assert_int_equal(atomic_load(&c->runs), 0);
@@ -1254,9 +1851,9 @@ static size_t read_child(int fd, pid_t pid, void* out, size_t size, int* status)
 }
 
 /* r07 through the C API: in a forked child, with a job of the parent's in flight, the inherited
- * runtime refuses uvrt_job_submit and uvrt_runtime_run with UVRT_EFORKED (and writes nothing to
- * *job), and uvrt_runtime_destroy returns 0 at once (the child's alarm(5) kills it otherwise).
- * The child reports the three codes through a pipe. The parent is unaffected: once the child has
+ * runtime refuses uvrt_job_submit, uvrt_job_submit_ex, uvrt_runtime_stats and uvrt_runtime_run
+ * with UVRT_EFORKED (and writes nothing to *job), and uvrt_runtime_destroy returns 0 at once (the
+ * child's alarm(5) kills it otherwise). The child reports the codes through a pipe. The parent is unaffected: once the child has
  * ended, its job, released, runs its done callback with status 0. */
 static void a_forked_child_gets_eforked_from_the_inherited_runtime(void** state) {
   struct fixture* fx = fixture_with_runtime(state);
@@ -1273,15 +1870,20 @@ static void a_forked_child_gets_eforked_from_the_inherited_runtime(void** state)
     alarm(5); /* the default action ends the child: a hang shows as SIGALRM */
     close(fds[0]);
     uvrt_job_t* job = SENTINEL;
-    int codes[4];
+    const uvrt_job_options_t options = UVRT_JOB_OPTIONS_INIT;
+    uvrt_runtime_stats_t stats;
+    stats.size = sizeof stats;
+    int codes[6];
     codes[0] = uvrt_job_submit(fx->rt, &job, work, done, held);
+    codes[4] = uvrt_job_submit_ex(fx->rt, &job, work, done, held, &options);
     codes[1] = job == SENTINEL ? 0 : 1;
+    codes[5] = uvrt_runtime_stats(fx->rt, &stats);
     codes[2] = uvrt_runtime_run(fx->rt);
     codes[3] = uvrt_runtime_destroy(fx->rt);
     _exit(write(fds[1], codes, sizeof codes) == (ssize_t)sizeof codes ? 0 : 2);
   }
   close(fds[1]);
-  int codes[4] = {1, 1, 1, 1};
+  int codes[6] = {1, 1, 1, 1, 1, 1};
   int status;
   const size_t got = read_child(fds[0], pid, codes, sizeof codes, &status);
   const bool reaped = status != -1;
@@ -1300,6 +1902,8 @@ static void a_forked_child_gets_eforked_from_the_inherited_runtime(void** state)
   assert_int_equal(codes[1], 0);
   assert_int_equal(codes[2], UVRT_EFORKED);
   assert_int_equal(codes[3], 0);
+  assert_int_equal(codes[4], UVRT_EFORKED);
+  assert_int_equal(codes[5], UVRT_EFORKED);
   assert_int_equal(run_rc, 0);
   assert_int_equal(held->done_calls, 1);
   assert_int_equal(held->done_status, 0);
@@ -1407,7 +2011,9 @@ static void a_child_forked_on_another_thread_gets_eforked_from_cancel(void** sta
 
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int main(void) {
+/* `test_c_api --fresh-process SCENARIO` runs one of fresh_process's cases instead of the tests. */
+int main(int argc, char** argv) {
+  if (argc == 3 && strcmp(argv[1], "--fresh-process") == 0) return fresh_process(argv[2]);
   const struct CMUnitTest tests[] = {
       TEST(submitted_job_delivers_its_result_and_arg_to_done_on_the_loop_thread),
       TEST(jobs_without_handle_or_done_callback_still_run),
@@ -1441,6 +2047,17 @@ int main(void) {
       TEST(a_forked_child_gets_eforked_from_the_inherited_runtime),
       TEST(a_child_forked_in_a_done_callback_gets_eforked_from_run),
       TEST(a_child_forked_on_another_thread_gets_eforked_from_cancel),
+      TEST(limiter_calls_refuse_null_and_zero_tokens),
+      TEST(job_options_of_the_wrong_size_are_refused_with_einval),
+      TEST(a_limiter_of_3_tokens_never_runs_more_than_3_of_100_jobs_at_once),
+      TEST(a_job_waiting_for_a_token_cancelled_gets_ecanceled_and_never_runs),
+      TEST(destroying_a_runtime_cancels_its_jobs_waiting_for_a_token),
+      TEST(destroying_a_limiter_in_use_returns_ebusy_until_its_jobs_are_done),
+      TEST(set_tokens_from_another_thread_starts_a_waiting_job),
+      TEST(submit_beyond_max_queued_returns_equeuefull_and_never_calls_done),
+      TEST(runtime_stats_count_what_the_runtime_did),
+      TEST(reserved_threads_out_of_range_or_conflicting_is_refused),
+      TEST(reserved_threads_set_by_the_first_runtime_in_a_fresh_process),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,14 +32,19 @@
  *   7 GATE    b            b & 1: open / close the gate that HOLD work functions wait at
  *   8 WAIT    job mode     any job record (job % count): wait until its work started (mode
  *                          even) or finished (odd), unless it cannot (queued behind a pool
- *                          full of held jobs, cancelled, ...): no unbounded waits
+ *                          full of held jobs, cancelled, waiting for a token, ...): no
+ *                          unbounded waits. A job that has not started within START_GRACE_NS
+ *                          is left too: a runtime gets a carrier for its queue as its loop
+ *                          turns (waiting for a pool slot, or after its carriers' time slice
+ *                          ended), and no loop turns during a WAIT.
  *   9 QUERY   handle       uvrt_job_message, uvrt_job_stop_requested, uvrt_job_fail off the pool
  *  10 HELPER               the next op runs on the helper thread, synchronously: runtimes it
  *                          creates belong to it, and this thread's objects give it UVRT_ETHREAD
  *  11 ERRSTR  b0 b1 b2 b3  uvrt_strerror and uvrt_err_name of that int (little-endian)
  *  12 POOL    rt           uvrt_threadpool_size, uvrt_runtime_loop
  *  13 BURST   rt n work    submit 33 + n % 16 jobs with handles, whose done callbacks take 15 us
- *                          each, and wait until their work functions have returned: the next turn
+ *                          each, and wait until their work functions have returned (as WAIT
+ *                          does, up to the first that does not start): the next turn
  *                          of the loop settles two slices of them (16 each) and leaves the rest in
  *                          the runtime's backlog (arrived, not settled: cancel gives UVRT_EBUSY).
  *                          Once per input (the others are skipped), to keep inputs fast.
@@ -48,6 +53,25 @@
  *                          == 1), cancels (2) or releases (3) handle p, or runs (4) or destroys
  *                          (5) runtime p. Left open: destroy closes the ones on a runtime's own
  *                          loop, the end of the input the others.
+ *  15 LIMITER act n        act % 4: 0 uvrt_limiter_create with n % 4 tokens (0: UVRT_EINVAL;
+ *                          act & 0x80: NULL out-param; skipped once MAX_LIMITERS were made),
+ *                          1 uvrt_limiter_destroy, 2 uvrt_limiter_set_tokens(n / 4 % 4), 3 the
+ *                          getters, of the limiter picked by n (a "limiter selector", like a
+ *                          runtime selector; for 2, by n % 4 only).
+ *  16 SUBMITX lim how + SUBMIT's operands
+ *                          uvrt_job_submit_ex with options by how % 6: NULL, {size, NULL},
+ *                          {size, limiter lim}, a size one byte short (UVRT_EINVAL), a larger
+ *                          struct with a zero tail (accepted), with a nonzero tail (UVRT_EINVAL).
+ *                          A limiter whose jobs may still be in flight on another loop is not
+ *                          passed (NULL instead): its token could come back only when that loop
+ *                          turns, which the harness may never do while it turns this one. Jobs a
+ *                          done callback submits (D_SUBMIT) inherit their parent's limiter, by
+ *                          the same rule.
+ *  17 CREATEX how opts ext CREATE with ext % 7 choosing reserved_threads (0, UVRT_RESERVED_NONE,
+ *                          1, pool size, -2, INT_MAX, INT_MIN) and ext / 7 % 4 max_queued
+ *                          (0, 1, 2, 4).
+ *  18 STATS   rt how       uvrt_runtime_stats, how % 4: sizeof, a size too small (UVRT_EINVAL),
+ *                          NULL stats (UVRT_EINVAL), a larger struct (its tail zeroed).
  *
  * What is checked: each return code against the ones the header documents for that call in that
  * situation (exactly, where the harness can know it; a set where timing decides, e.g. cancel of a
@@ -60,7 +84,13 @@
  * DEFAULT or destroy, every job on that loop has settled; running jobs see a stop request from
  * cancel (UVRT_EBUSY) and from destroy, and destroy returns without the gate being opened; handles
  * stay usable after their runtime is gone; an application loop closes (uv_loop_close 0) once its
- * runtimes are destroyed; nothing leaks.
+ * runtimes are destroyed; nothing leaks. Limiters: uvrt_limiter_destroy is UVRT_EBUSY while a job
+ * of the limiter surely holds or waits for a token (running, or neither started nor cancelled), 0
+ * once all of them settled, either in between; its getters agree with what the harness did.
+ * max_queued: a submit may be refused with UVRT_EQUEUEFULL only while at least max_queued of the
+ * runtime's jobs have not started (an upper bound of those waiting). uvrt_runtime_stats: the
+ * runtime's submissions counted exactly, settled and cancelled jobs within what the done
+ * callbacks saw, the gauges within the jobs in flight, latencies ordered.
  *
  * Re-entry is guarded per loop, not per runtime: inside any done callback on a loop (of any
  * runtime on it, whether uvrt_runtime_run, destroy or the application's uv_run turns the loop),
@@ -76,7 +106,9 @@
  * application turns it, or turning a loop from a thread that does not own it.
  *
  * The pool is process-wide and sized once: LLVMFuzzerInitialize starts it with 2 threads
- * (UV_THREADPOOL_SIZE, if set, instead), so that two HOLD jobs fill it and later ones queue.
+ * (UV_THREADPOOL_SIZE, if set, instead), so that two HOLD jobs fill it and later ones queue, and
+ * reserves none of them (UVRT_RESERVED_NONE, whatever uvrt's default), which every CREATEX's
+ * reserved_threads is then checked against.
  * Work functions never sleep; HOLD waits for the gate or a stop request (at most HOLD_SECONDS,
  * then it reports a harness or uvrt bug), the others spin a few thousand times at most.
  *
@@ -104,16 +136,19 @@ enum {
   MAX_LIVE = 6,
   MAX_JOBS = 128,   /* records per input, refused submissions included */
   MAX_TIMERS = 8,
+  MAX_LIMITERS = 4, /* records per input, live or destroyed */
   SLOW_DONE_NS = 15000, /* 16 of them exceed the 0.2 ms slice */
   APP_LOOPS = 2,
   MAX_GENERATION = 3, /* jobs submitted from done callbacks, from done callbacks... */
   HOLD_SECONDS = 5,
   WAIT_SECONDS = 2,
+  START_GRACE_NS = 10000000, /* how long WAIT waits for a job to start while no loop turns */
 };
 
 enum op {
   OP_CREATE, OP_SUBMIT, OP_CANCEL, OP_RELEASE, OP_UVRUN, OP_RUN, OP_DESTROY, OP_GATE, OP_WAIT,
-  OP_QUERY, OP_HELPER, OP_ERRSTR, OP_POOL, OP_BURST, OP_TIMER, N_OPS
+  OP_QUERY, OP_HELPER, OP_ERRSTR, OP_POOL, OP_BURST, OP_TIMER, OP_LIMITER, OP_SUBMITX, OP_CREATEX,
+  OP_STATS, N_OPS
 };
 
 enum work_kind {
@@ -166,6 +201,16 @@ struct rt_rec {
   bool live;
   bool closing;    /* destroy is running */
   int depth;       /* > 0 while run or destroy runs, or one of its done callbacks */
+  size_t max_queued;
+  uint64_t accepted; /* submissions that returned 0 */
+};
+
+struct lim_rec {
+  int id;
+  uvrt_limiter_t* lim;
+  size_t tokens;
+  bool live;
+  uv_loop_t* loop; /* the loop its jobs were last submitted to */
 };
 
 struct job {
@@ -175,6 +220,9 @@ struct job {
   struct rt_rec* rt;
   uvrt_runtime_t* runtime; /* rt->rt, for the work function (the record may change meanwhile) */
   uv_loop_t* loop;
+  struct lim_rec* lim;     /* the limiter it was submitted with, or NULL */
+  uvrt_limiter_t* limiter; /* lim->lim, for the work function */
+  bool token_at_submit;    /* it got its limiter's token inside submit, without waiting */
   int owner;
   int kind;
   int code;
@@ -217,10 +265,11 @@ struct timer {
 };
 
 static struct {
-  int nrts, njobs, ops, ntimers;
+  int nrts, njobs, ops, ntimers, nlims;
   bool burst_done;
   struct timer* timers[MAX_TIMERS];
   struct rt_rec rts[MAX_RUNTIMES];
+  struct lim_rec lims[MAX_LIMITERS];
   struct job jobs[MAX_JOBS];
   uv_loop_t* app_loops[APP_LOOPS];
   int api_depth; /* > 0 inside submit, cancel, release: no done callback may run then */
@@ -508,6 +557,17 @@ static int work(uvrt_job_t* job, void* arg, void** result) {
       CHECK((r = uvrt_threadpool_size()) == pool, "uvrt_threadpool_size from a work function gave %d", r);
       r = uvrt_job_stop_requested(job);
       CHECK(r == 0 || r == 1, "uvrt_job_stop_requested gave %d", r);
+      const uvrt_job_options_t o = UVRT_JOB_OPTIONS_INIT;
+      r = uvrt_job_submit_ex(j->runtime, &h, work, on_done, j, &o);
+      CHECK(r == UVRT_ETHREAD && h == SENTINEL_JOB, "job %d: submit_ex from a work function gave %d", j->id, r);
+      uvrt_runtime_stats_t st;
+      st.size = sizeof st;
+      CHECK((r = uvrt_runtime_stats(j->runtime, &st)) == UVRT_ETHREAD, "job %d: stats from a work function gave %d", j->id, r);
+      if (j->limiter) {
+        /* Any thread may read a limiter; this job holds one of its tokens. */
+        CHECK(uvrt_limiter_tokens(j->limiter) >= 1, "job %d: its limiter has no token", j->id);
+        CHECK(uvrt_limiter_borrowed(j->limiter) >= 1, "job %d runs with no token of its limiter borrowed", j->id);
+      }
       break;
     }
     default:
@@ -523,8 +583,51 @@ static int work(uvrt_job_t* job, void* arg, void** result) {
 /* ------------------------------------------------------------------------------------------- */
 /* The calls, each with its expected outcome. They are used by ops and by done callbacks alike. */
 
+/* Jobs of r that may be waiting to run (for a token or a pool thread): an upper bound of what
+ * max_queued counts. */
+static size_t not_started(const struct rt_rec* r) {
+  size_t n = 0;
+  for (int i = 0; i < S.njobs; ++i) {
+    const struct job* j = &S.jobs[i];
+    n += j->rt == r && j->submitted && !atomic_load(&j->started) && j->done_calls == 0 && !j->settled_known;
+  }
+  return n;
+}
+
+/* Jobs of the limiter that may hold or wait for one of its tokens. */
+static size_t lim_in_use(const struct lim_rec* l) {
+  size_t n = 0;
+  for (int i = 0; i < S.njobs; ++i) {
+    const struct job* j = &S.jobs[i];
+    n += j->lim == l && j->submitted && j->done_calls == 0 && !j->settled_known;
+  }
+  return n;
+}
+
+/* A job of the limiter surely holds or waits for a token: it runs, or it was neither started nor
+ * cancelled on a runtime that is not being destroyed. */
+static bool lim_surely_busy(const struct lim_rec* l) {
+  for (int i = 0; i < S.njobs; ++i) {
+    const struct job* j = &S.jobs[i];
+    if (j->lim != l || !j->submitted || j->done_calls > 0 || j->settled_known) continue;
+    if (!j->rt->live || j->rt->closing) continue;
+    const bool started = atomic_load(&j->started), finished = atomic_load(&j->finished);
+    if ((started && !finished) || (!started && !j->cancel0)) return true;
+  }
+  return false;
+}
+
+static struct lim_rec* pick_lim(uint8_t b) {
+  int live[MAX_LIMITERS], n = 0;
+  for (int i = 0; i < S.nlims; ++i)
+    if (S.lims[i].live) live[n++] = i;
+  return b == 0xff || n == 0 ? NULL : &S.lims[live[b % n]];
+}
+
+/* `how`: -1 uvrt_job_submit; else uvrt_job_submit_ex with options as SUBMITX's how % 6 says, and
+ * the limiter `l` where they name one. */
 static void submit_job(struct rt_rec* r, int kind, int code, uint8_t flags, uint8_t actions, uint8_t p_job,
-                       uint8_t p_rt, uint8_t p_child, int generation) {
+                       uint8_t p_rt, uint8_t p_child, int generation, int how, struct lim_rec* l) {
   if (S.njobs >= MAX_JOBS) return;
   struct job* j = &S.jobs[S.njobs++];
   j->id = S.njobs - 1;
@@ -532,6 +635,27 @@ static void submit_job(struct rt_rec* r, int kind, int code, uint8_t flags, uint
   j->rt = r;
   j->runtime = r ? r->rt : NULL;
   j->loop = r ? r->loop : NULL;
+  /* Not a limiter whose tokens only another loop's turns may give back (see SUBMITX). */
+  if (l && (!l->live || (r && l->loop && l->loop != r->loop && lim_in_use(l) > 0))) l = NULL;
+  struct {
+    uvrt_job_options_t options;
+    uint64_t tail;
+  } big;
+  memset(&big, 0, sizeof big);
+  big.options.size = sizeof big.options;
+  big.options.limiter = l ? l->lim : NULL;
+  bool bad_options = false;
+  switch (how) {
+    case 1: big.options.limiter = NULL; l = NULL; break;
+    case 3: big.options.size = sizeof big.options - 1; bad_options = true; break;
+    case 4: big.options.size = sizeof big; break;
+    case 5: big.options.size = sizeof big; big.tail = 1; bad_options = true; break;
+    case 2: break;
+    default: l = NULL; break; /* NULL options */
+  }
+  const uvrt_job_options_t* options = how >= 1 ? &big.options : NULL;
+  j->lim = l;
+  j->limiter = l ? l->lim : NULL;
   j->owner = r ? r->owner : role;
   j->kind = kind;
   j->code = code;
@@ -544,24 +668,38 @@ static void submit_job(struct rt_rec* r, int kind, int code, uint8_t flags, uint
   j->want_handle = !(flags & 1);
 
   struct codes ok = {0};
-  if (!r || null_work) allow(&ok, UVRT_EINVAL);
+  if (!r || null_work || bad_options) allow(&ok, UVRT_EINVAL);
   if (r && r->owner != role) allow(&ok, UVRT_ETHREAD);
   if (r && r->closing) allow(&ok, UVRT_ECLOSING);
-  if (ok.n == 0) allow(&ok, 0);
+  if (ok.n == 0) {
+    allow(&ok, 0);
+    if (r->max_queued != 0 && not_started(r) >= r->max_queued) allow(&ok, UVRT_EQUEUEFULL);
+  }
 
   uvrt_job_t* h = SENTINEL_JOB;
+  /* Nothing else changes a limiter's line meanwhile: its tokens come back as loops turn. */
+  const size_t waiting_before = l ? uvrt_limiter_waiting(l->lim) : 0;
   ++S.api_depth;
-  const int rc = uvrt_job_submit(j->runtime, j->want_handle ? &h : NULL, null_work ? NULL : work,
-                                 j->has_done ? on_done : NULL, j);
+  const int rc = how < 0 ? uvrt_job_submit(j->runtime, j->want_handle ? &h : NULL, null_work ? NULL : work,
+                                           j->has_done ? on_done : NULL, j)
+                         : uvrt_job_submit_ex(j->runtime, j->want_handle ? &h : NULL, null_work ? NULL : work,
+                                              j->has_done ? on_done : NULL, j, options);
   --S.api_depth;
-  tracef("submit job %d to rt %d: work %d code %d flags %d actions 0x%x gen %d: %s", j->id, r ? r->id : -1, kind,
-         code, flags, actions, generation, uvrt_err_name(rc));
-  expect_rc("uvrt_job_submit", rc, &ok);
+  tracef("submit%s job %d to rt %d: work %d code %d flags %d actions 0x%x gen %d, options %d limiter %d: %s",
+         how < 0 ? "" : "_ex", j->id, r ? r->id : -1, kind, code, flags, actions, generation, how, l ? l->id : -1,
+         uvrt_err_name(rc));
+  expect_rc(how < 0 ? "uvrt_job_submit" : "uvrt_job_submit_ex", rc, &ok);
   if (rc != 0) {
     CHECK(h == SENTINEL_JOB, "a refused submit wrote *job");
+    j->lim = NULL;
     return;
   }
   j->submitted = true;
+  ++r->accepted;
+  if (l) {
+    l->loop = r->loop;
+    j->token_at_submit = uvrt_limiter_waiting(l->lim) == waiting_before;
+  }
   if (j->want_handle) {
     CHECK(h != SENTINEL_JOB && h != NULL, "submit returned 0 without a handle");
     j->handle = h;
@@ -806,7 +944,7 @@ static void on_done(uvrt_job_t* job, int status, void* result, void* arg) {
     uint8_t child = child_actions[j->p_child >> 4];
     if (j->generation + 1 >= MAX_GENERATION) child &= (uint8_t)~D_SUBMIT;
     submit_job(done_target(j), (j->p_child & 15) % N_WORK, work_codes[j->p_child % 12], 0, child, j->p_job,
-               0, (uint8_t)(j->p_child * 7 + 3), j->generation + 1);
+               0, (uint8_t)(j->p_child * 7 + 3), j->generation + 1, j->lim ? 2 : -1, j->lim);
   }
   if (a & D_RUN) run_runtime(done_target(j));
   if (a & D_DESTROY) destroy_runtime(done_target(j));
@@ -826,8 +964,31 @@ static uv_loop_t* app_loop(int i) {
   return S.app_loops[i];
 }
 
-static void op_create(void) {
+/* uvrt_options_t.reserved_threads and max_queued, by CREATEX's ext byte. */
+static int reserved_variant(uint8_t ext) {
+  const int variants[] = {0, UVRT_RESERVED_NONE, 1, pool, -2, INT_MAX, INT_MIN};
+  return variants[ext % 7];
+}
+
+static size_t max_queued_variant(uint8_t ext) {
+  const size_t variants[] = {0, 1, 2, 4};
+  return variants[ext / 7 % 4];
+}
+
+/* The pool size and reservation codes for threadpool_size `size` and reserved_threads `reserved`
+ * (the C values), with the process's pool running with `pool` threads and reserving none. */
+static void pool_codes(struct codes* ok, int size, int reserved) {
+  if (size < 0 || size > 1024) allow(ok, UVRT_EPOOLSIZE);
+  else if (reserved < 0 && reserved != UVRT_RESERVED_NONE) allow(ok, UVRT_EPOOLSIZE);
+  else if (reserved >= 1024) allow(ok, UVRT_EPOOLSIZE);
+  else if (size != 0 && size != pool) allow(ok, UVRT_EPOOLCONFLICT);
+  else if (reserved >= pool) allow(ok, UVRT_EPOOLSIZE);
+  else if (reserved > 0) allow(ok, UVRT_EPOOLCONFLICT); /* the process reserves none */
+}
+
+static void op_create(bool ext_op) {
   const uint8_t how = next_byte(), opts = next_byte();
+  const uint8_t ext = ext_op ? next_byte() : 0;
   int live = 0;
   for (int i = 0; i < S.nrts; ++i) live += S.rts[i].live;
   if (live >= MAX_LIVE || S.nrts >= MAX_RUNTIMES) return;
@@ -848,18 +1009,20 @@ static void op_create(void) {
     case 8: o.threadpool_size = 1024; break;
     default: o.threadpool_size = 1; break;
   }
+  o.reserved_threads = reserved_variant(ext);
+  o.max_queued = max_queued_variant(ext);
   const int size = op ? o.threadpool_size : 0;
   struct codes ok = {0};
   if (null_out || loop_kind == 3) allow(&ok, UVRT_EINVAL);
-  if (size < 0 || size > 1024) allow(&ok, UVRT_EPOOLSIZE);
-  else if (size != 0 && size != pool) allow(&ok, UVRT_EPOOLCONFLICT);
+  pool_codes(&ok, size, op ? o.reserved_threads : 0);
   if (ok.n == 0) allow(&ok, 0);
   uv_loop_t* loop = loop_kind == 1 || loop_kind == 2 ? app_loop(loop_kind - 1) : NULL;
   uvrt_runtime_t* rt = SENTINEL_RT;
   const int rc = loop_kind == 0 ? uvrt_runtime_create(null_out ? NULL : &rt, op)
                                 : uvrt_runtime_create_on_loop(null_out ? NULL : &rt, loop, op);
-  tracef("create rt %d: loop kind %d, size %d%s%s: %s", S.nrts, loop_kind, size, op ? "" : " (NULL options)",
-         null_out ? ", NULL out" : "", uvrt_err_name(rc));
+  tracef("create rt %d: loop kind %d, size %d, reserved %d, max_queued %zu%s%s: %s", S.nrts, loop_kind, size,
+         op ? o.reserved_threads : 0, op ? o.max_queued : 0, op ? "" : " (NULL options)", null_out ? ", NULL out" : "",
+         uvrt_err_name(rc));
   expect_rc(loop_kind == 0 ? "uvrt_runtime_create" : "uvrt_runtime_create_on_loop", rc, &ok);
   if (rc != 0) {
     CHECK(rt == SENTINEL_RT, "a refused create wrote *runtime");
@@ -873,10 +1036,12 @@ static void op_create(void) {
   r->app = loop_kind == 0 ? -1 : loop_kind - 1;
   r->owner = role;
   r->live = true;
+  r->max_queued = op ? o.max_queued : 0;
   CHECK(r->loop != NULL && (loop_kind == 0 || r->loop == loop), "uvrt_runtime_loop of a new runtime");
 }
 
-static void op_submit(void) {
+/* SUBMIT's operands, then the submission (submit_job's `how` and `l`). */
+static void op_submit(int how, struct lim_rec* l) {
   struct rt_rec* r = pick_rt(next_byte());
   const int kind = next_byte() % N_WORK;
   const int code = work_codes[next_byte() % 12];
@@ -885,7 +1050,13 @@ static void op_submit(void) {
   const uint8_t p_job = actions & (D_CANCEL_OTHER | D_RELEASE_OTHER) ? next_byte() : 0;
   const uint8_t p_rt = actions & (D_SUBMIT | D_RUN | D_DESTROY) ? next_byte() : 0;
   const uint8_t p_child = actions & D_SUBMIT ? next_byte() : 0;
-  submit_job(r, kind, code, flags, actions, p_job, p_rt, p_child, 0);
+  submit_job(r, kind, code, flags, actions, p_job, p_rt, p_child, 0, how, l);
+}
+
+static void op_submitx(void) {
+  struct lim_rec* l = pick_lim(next_byte());
+  const int how = next_byte() % 6;
+  op_submit(how, l);
 }
 
 static bool in_flight_on(const uv_loop_t* loop) {
@@ -916,21 +1087,28 @@ static int holding_now(void) {
   return n;
 }
 
-static void wait_for_job(struct job* j, bool finished) {
+/* Waits until the job's work started or finished; false if it gave up (see WAIT). */
+static bool wait_for_job(struct job* j, bool finished) {
   atomic_int* flag = finished ? &j->finished : &j->started;
-  if (!j->submitted || j->cancel0 || j->done_calls > 0 || j->settled_known) return;
+  if (!j->submitted || j->cancel0 || j->done_calls > 0 || j->settled_known) return false;
+  /* One waiting for a token may get it only as its loop turns, which waiting does not do. */
+  if (j->lim && !j->token_at_submit && !atomic_load(&j->started)) return false;
   struct timespec t0, now;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (unsigned i = 1; !atomic_load(flag); ++i) {
     /* It cannot start while held jobs fill the pool, nor finish while it holds itself. */
-    if (!atomic_load(&j->started) && !atomic_load(&gate_open) && holding_now() >= pool) return;
-    if (atomic_load(&j->holding) && !atomic_load(&gate_open) && !j->cancel_busy) return;
+    if (!atomic_load(&j->started) && !atomic_load(&gate_open) && holding_now() >= pool) return false;
+    if (atomic_load(&j->holding) && !atomic_load(&gate_open) && !j->cancel_busy) return false;
     sched_yield();
     if (i % 256 == 0) {
       clock_gettime(CLOCK_MONOTONIC, &now);
-      if (now.tv_sec - t0.tv_sec > WAIT_SECONDS) return;
+      if (now.tv_sec - t0.tv_sec > WAIT_SECONDS) return false;
+      /* Not started yet: its runtime may be waiting for a pool slot, or its carriers' slice may
+       * have ended, and either gets it a carrier only as its loop turns, which nothing does now. */
+      if (!atomic_load(&j->started) && !loop_active(j->loop) && elapsed_ns(&t0) > START_GRACE_NS) return false;
     }
   }
+  return true;
 }
 
 static void op_wait(void) {
@@ -947,10 +1125,12 @@ static void op_burst(void) {
   S.burst_done = true;
   tracef("burst of %d jobs to rt %d", n, r ? r->id : -1);
   for (int i = 0; i < n && S.njobs < MAX_JOBS; ++i) {
-    submit_job(r, kind, work_codes[i % 12], 0, 0, 0, 0, 0, 0);
+    submit_job(r, kind, work_codes[i % 12], 0, 0, 0, 0, 0, 0, -1, NULL);
     S.jobs[S.njobs - 1].slow_done = true;
   }
-  for (int i = first; i < S.njobs; ++i) wait_for_job(&S.jobs[i], true);
+  /* Once one cannot finish, neither can those queued behind it. */
+  for (int i = first; i < S.njobs; ++i)
+    if (!wait_for_job(&S.jobs[i], true) && !atomic_load(&S.jobs[i].finished)) break;
 }
 
 /* An application's timer on a runtime's loop: its callback is the application's own libuv
@@ -963,7 +1143,7 @@ static void on_timer(uv_timer_t* handle) {
   tracef("timer on rt %d's loop: act %d", t->rt->id, t->act % 6);
   switch (t->act % 6) {
     case 1:
-      if (t->rt->live) submit_job(t->rt, t->p % N_WORK, work_codes[t->p % 12], 0, 0, 0, 0, 0, 0);
+      if (t->rt->live) submit_job(t->rt, t->p % N_WORK, work_codes[t->p % 12], 0, 0, 0, 0, 0, 0, -1, NULL);
       break;
     case 2: cancel_job(pick_handle(t->p)); break;
     case 3: release_job(pick_handle(t->p)); break;
@@ -1023,6 +1203,136 @@ static void op_pool(void) {
   CHECK(uvrt_runtime_loop(r ? r->rt : NULL) == (r ? r->loop : NULL), "uvrt_runtime_loop changed");
 }
 
+static void op_limiter(void) {
+  const uint8_t act = next_byte(), n = next_byte();
+  switch (act % 4) {
+    case 0: {
+      if (S.nlims >= MAX_LIMITERS) return;
+      const size_t tokens = n % 4;
+      const bool null_out = act & 0x80;
+      uvrt_limiter_t* lim = (uvrt_limiter_t*)(void*)&sentinel_storage;
+      const int rc = uvrt_limiter_create(null_out ? NULL : &lim, tokens);
+      tracef("create limiter %d of %zu tokens%s: %s", S.nlims, tokens, null_out ? ", NULL out" : "", uvrt_err_name(rc));
+      struct codes ok = {0};
+      allow(&ok, null_out || tokens == 0 ? UVRT_EINVAL : 0);
+      expect_rc("uvrt_limiter_create", rc, &ok);
+      if (rc != 0) {
+        CHECK(lim == (uvrt_limiter_t*)(void*)&sentinel_storage, "a refused uvrt_limiter_create wrote *limiter");
+        return;
+      }
+      CHECK(lim != NULL && lim != (uvrt_limiter_t*)(void*)&sentinel_storage, "uvrt_limiter_create gave no limiter");
+      struct lim_rec* l = &S.lims[S.nlims];
+      l->id = S.nlims++;
+      l->lim = lim;
+      l->tokens = tokens;
+      l->live = true;
+      break;
+    }
+    case 1: {
+      struct lim_rec* l = pick_lim(n);
+      struct codes ok = {0};
+      if (!l) allow(&ok, UVRT_EINVAL);
+      else if (lim_surely_busy(l)) allow(&ok, UVRT_EBUSY);
+      else {
+        allow(&ok, 0);
+        if (lim_in_use(l) > 0) allow(&ok, UVRT_EBUSY);
+      }
+      const int rc = uvrt_limiter_destroy(l ? l->lim : NULL);
+      tracef("destroy limiter %d: %s", l ? l->id : -1, uvrt_err_name(rc));
+      expect_rc("uvrt_limiter_destroy", rc, &ok);
+      if (l && rc == 0) {
+        l->live = false;
+        l->lim = NULL;
+      }
+      break;
+    }
+    case 2: {
+      struct lim_rec* l = pick_lim((n & 0x3f) == 0x3f ? 0xff : n & 0x3f);
+      const size_t tokens = n >> 6;
+      const int rc = uvrt_limiter_set_tokens(l ? l->lim : NULL, tokens);
+      tracef("limiter %d: set %zu tokens: %s", l ? l->id : -1, tokens, uvrt_err_name(rc));
+      struct codes ok = {0};
+      allow(&ok, !l || tokens == 0 ? UVRT_EINVAL : 0);
+      expect_rc("uvrt_limiter_set_tokens", rc, &ok);
+      if (l && rc == 0) l->tokens = tokens;
+      break;
+    }
+    default: {
+      struct lim_rec* l = pick_lim(n);
+      const uvrt_limiter_t* lim = l ? l->lim : NULL;
+      const size_t tokens = uvrt_limiter_tokens(lim), borrowed = uvrt_limiter_borrowed(lim), waiting = uvrt_limiter_waiting(lim);
+      const size_t in_use = l ? lim_in_use(l) : 0;
+      tracef("limiter %d: %zu tokens, %zu borrowed, %zu waiting", l ? l->id : -1, tokens, borrowed, waiting);
+      CHECK(tokens == (l ? l->tokens : 0), "limiter %d: %zu tokens, expected %zu", l ? l->id : -1, tokens, l ? l->tokens : 0);
+      CHECK(borrowed + waiting <= in_use, "limiter %d: %zu borrowed and %zu waiting, but only %zu of its jobs may be in flight",
+            l ? l->id : -1, borrowed, waiting, in_use);
+      break;
+    }
+  }
+}
+
+static void check_latency(const uvrt_latency_t* l, uint64_t at_least, uint64_t at_most, const char* what) {
+  CHECK(l->count >= at_least && l->count <= at_most, "%s: count %llu, expected %llu to %llu", what,
+        (unsigned long long)l->count, (unsigned long long)at_least, (unsigned long long)at_most);
+  if (l->count == 0) CHECK(l->p50_ns == 0 && l->p90_ns == 0 && l->p99_ns == 0 && l->max_ns == 0, "%s: figures without a count", what);
+  CHECK(l->p50_ns <= l->p90_ns && l->p90_ns <= l->p99_ns && l->p99_ns <= l->max_ns, "%s: percentiles out of order", what);
+}
+
+static void op_stats(void) {
+  struct rt_rec* r = pick_rt(next_byte());
+  const int how = next_byte() % 4;
+  struct {
+    uvrt_runtime_stats_t stats;
+    uint64_t tail[2];
+  } big;
+  memset(&big, 0xab, sizeof big);
+  big.stats.size = how == 1 ? sizeof big.stats - 1 : how == 3 ? sizeof big : sizeof big.stats;
+  struct codes ok = {0};
+  if (!r || how == 1 || how == 2) allow(&ok, UVRT_EINVAL);
+  if (r && r->owner != role) allow(&ok, UVRT_ETHREAD);
+  if (ok.n == 0) allow(&ok, 0);
+  /* Upper bounds, before the call: jobs start meanwhile, and none is submitted. */
+  const size_t waiting_at_most = r ? not_started(r) : 0;
+  uint64_t unstarted = 0;
+  for (int i = 0; i < S.njobs; ++i) unstarted += S.jobs[i].rt == r && S.jobs[i].submitted && !atomic_load(&S.jobs[i].started);
+  const int rc = uvrt_runtime_stats(r ? r->rt : NULL, how == 2 ? NULL : &big.stats);
+  tracef("stats of rt %d (how %d): %s", r ? r->id : -1, how, uvrt_err_name(rc));
+  expect_rc("uvrt_runtime_stats", rc, &ok);
+  if (rc != 0) {
+    CHECK(big.stats.submitted == 0xababababababababULL, "a refused uvrt_runtime_stats wrote the struct");
+    return;
+  }
+  const uvrt_runtime_stats_t* s = &big.stats;
+  CHECK(s->size == sizeof *s, "uvrt_runtime_stats set size %zu", s->size);
+  if (how == 3) CHECK(big.tail[0] == 0 && big.tail[1] == 0, "uvrt_runtime_stats left the unknown tail");
+  uint64_t settled = 0, settled_unrun = 0, ran_settled = 0;
+  for (int i = 0; i < S.njobs; ++i) {
+    const struct job* j = &S.jobs[i];
+    if (j->rt != r || !j->submitted) continue;
+    const bool started = atomic_load(&j->started);
+    const bool is_settled = j->done_calls > 0 || j->settled_known;
+    settled += is_settled;
+    settled_unrun += is_settled && !started;
+    ran_settled += is_settled && started;
+  }
+  tracef("  submitted %llu settled %llu cancelled %llu queued %zu running %zu waiting %zu, wait %llu run %llu",
+         (unsigned long long)s->submitted, (unsigned long long)s->settled, (unsigned long long)s->cancelled, s->queued,
+         s->running, s->waiting_for_limiter, (unsigned long long)s->wait.count, (unsigned long long)s->run.count);
+  CHECK(s->submitted == r->accepted, "rt %d: %llu submitted, the harness had %llu accepted", r->id,
+        (unsigned long long)s->submitted, (unsigned long long)r->accepted);
+  CHECK(s->settled >= settled && s->settled <= s->submitted, "rt %d: %llu settled, %llu known", r->id,
+        (unsigned long long)s->settled, (unsigned long long)settled);
+  CHECK(s->cancelled >= settled_unrun && s->cancelled <= unstarted && s->cancelled <= s->settled,
+        "rt %d: %llu cancelled, %llu settled without running, %llu never started", r->id,
+        (unsigned long long)s->cancelled, (unsigned long long)settled_unrun, (unsigned long long)unstarted);
+  CHECK(s->abandoned == 0, "rt %d: %llu abandoned from C", r->id, (unsigned long long)s->abandoned);
+  CHECK(s->queued + s->waiting_for_limiter <= waiting_at_most, "rt %d: %zu queued and %zu waiting, but %zu jobs not started",
+        r->id, s->queued, s->waiting_for_limiter, waiting_at_most);
+  CHECK(s->queued + s->running + s->waiting_for_limiter <= s->submitted - s->settled, "rt %d: gauges beyond the jobs in flight", r->id);
+  check_latency(&s->wait, ran_settled, s->submitted, "wait");
+  check_latency(&s->run, ran_settled, s->submitted, "run");
+}
+
 static void exec_op(void);
 static void exec_op_cb(void* unused) {
   (void)unused;
@@ -1034,8 +1344,8 @@ static void exec_op(void) {
   ++S.ops;
   const int op = next_byte() % N_OPS;
   switch (op) {
-    case OP_CREATE: op_create(); break;
-    case OP_SUBMIT: op_submit(); break;
+    case OP_CREATE: op_create(false); break;
+    case OP_SUBMIT: op_submit(-1, NULL); break;
     case OP_CANCEL: cancel_job(pick_handle(next_byte())); break;
     case OP_RELEASE: release_job(pick_handle(next_byte())); break;
     case OP_UVRUN: op_uvrun(); break;
@@ -1054,7 +1364,11 @@ static void exec_op(void) {
     case OP_ERRSTR: op_errstr(); break;
     case OP_POOL: op_pool(); break;
     case OP_BURST: op_burst(); break;
-    default: op_timer(); break;
+    case OP_TIMER: op_timer(); break;
+    case OP_LIMITER: op_limiter(); break;
+    case OP_SUBMITX: op_submitx(); break;
+    case OP_CREATEX: op_create(true); break;
+    default: op_stats(); break;
   }
 }
 
@@ -1101,6 +1415,14 @@ static void finish(void) {
     pop_loop();
   }
   for (int i = 0; i < S.ntimers; ++i) free(S.timers[i]);
+  /* Every job has settled: every limiter is free again and can be destroyed. */
+  for (int i = 0; i < S.nlims; ++i) {
+    struct lim_rec* l = &S.lims[i];
+    if (!l->live) continue;
+    CHECK(uvrt_limiter_borrowed(l->lim) == 0 && uvrt_limiter_waiting(l->lim) == 0, "limiter %d still in use at the end", i);
+    const int rc = uvrt_limiter_destroy(l->lim);
+    CHECK(rc == 0, "limiter %d: uvrt_limiter_destroy gave %s with every job settled", i, uvrt_err_name(rc));
+  }
   for (int i = 0; i < APP_LOOPS; ++i) {
     if (!S.app_loops[i]) continue;
     const int rc = uv_loop_close(S.app_loops[i]);
@@ -1129,16 +1451,20 @@ int LLVMFuzzerInitialize(int* argc, char*** argv) {
   (void)argv;
   role = ROLE_MAIN;
   trace = getenv("UVRT_FUZZ_TRACE") != NULL && strcmp(getenv("UVRT_FUZZ_TRACE"), "0") != 0;
-  if (getenv("UV_THREADPOOL_SIZE") == NULL) {
-    /* Size the pool to 2, the smallest that still runs jobs side by side. */
-    uvrt_options_t two = {.threadpool_size = 2};
-    uvrt_runtime_t* rt;
-    int rc = uvrt_runtime_create(&rt, &two);
-    if (rc == 0) rc = uvrt_runtime_destroy(rt);
-    if (rc != 0 && rc != UVRT_EPOOLCONFLICT) {
-      fprintf(stderr, "fuzz_c_api: cannot start the pool: %s\n", uvrt_strerror(rc));
-      exit(1);
-    }
+  /* Size the pool to 2, the smallest that still runs jobs side by side (unless UV_THREADPOOL_SIZE
+   * says otherwise), and reserve none of it, so that HOLD jobs fill the whole pool. */
+  uvrt_options_t first = {.threadpool_size = getenv("UV_THREADPOOL_SIZE") == NULL ? 2 : 0,
+                          .reserved_threads = UVRT_RESERVED_NONE};
+  uvrt_runtime_t* rt;
+  int rc = uvrt_runtime_create(&rt, &first);
+  if (rc == UVRT_EPOOLCONFLICT) { /* the pool ran already, with another size */
+    first.threadpool_size = 0;
+    rc = uvrt_runtime_create(&rt, &first);
+  }
+  if (rc == 0) rc = uvrt_runtime_destroy(rt);
+  if (rc != 0) {
+    fprintf(stderr, "fuzz_c_api: cannot start the pool reserving no thread: %s\n", uvrt_strerror(rc));
+    exit(1);
   }
   pool = uvrt_threadpool_size();
   if (pool <= 0) {

@@ -14,7 +14,8 @@ import os
 import sys
 
 # Ops, work kinds and done actions: keep in step with the enums in fuzz_c_api.c.
-CREATE, SUBMIT, CANCEL, RELEASE, UVRUN, RUN, DESTROY, GATE, WAIT, QUERY, HELPER, ERRSTR, POOL, BURST, TIMER = range(15)
+(CREATE, SUBMIT, CANCEL, RELEASE, UVRUN, RUN, DESTROY, GATE, WAIT, QUERY, HELPER, ERRSTR, POOL, BURST, TIMER,
+ LIMITER, SUBMITX, CREATEX, STATS) = range(19)
 W_OK, W_CODE, W_FAIL, W_POLL, W_HOLD, W_SPIN, W_OK_NULL, W_FAIL_CLEAR, W_FAIL_BAD, W_PROBE, W_FAIL_TWICE = range(11)
 D_CANCEL_SELF, D_FAIL, D_RELEASE_SELF, D_CANCEL_OTHER, D_SUBMIT, D_RUN, D_DESTROY, D_RELEASE_OTHER = (1 << i for i in range(8))
 NULL = 0xFF
@@ -23,6 +24,14 @@ NO_HANDLE, NO_DONE, NO_WORK = 1, 2, 4
 NOWAIT, ONCE, DEFAULT = range(3)
 # Pool size options, by index: NULL, {0}, {running}, {-1}, {1025}, {INT_MIN}, {INT_MAX}, {other}, {1024}, {1}
 OPT_NULL, OPT_0, OPT_SAME, OPT_M1, OPT_1025, OPT_INT_MIN, OPT_INT_MAX, OPT_OTHER, OPT_1024, OPT_1 = range(10)
+# CREATEX: reserved_threads by index (0, UVRT_RESERVED_NONE, 1, pool size, -2, INT_MAX, INT_MIN); max_queued (0, 1, 2, 4)
+RES_DEFAULT, RES_NONE, RES_1, RES_POOL, RES_M2, RES_INT_MAX, RES_INT_MIN = range(7)
+MQ_0, MQ_1, MQ_2, MQ_4 = range(4)
+# LIMITER acts; SUBMITX options: NULL, {size, NULL}, {size, limiter}, size - 1, larger with 0 tail, nonzero tail
+L_CREATE, L_DESTROY, L_SET_TOKENS, L_GET = range(4)
+OPTS_NULL, OPTS_NO_LIMITER, OPTS_LIMITER, OPTS_SHORT, OPTS_LONGER, OPTS_LONGER_SET = range(6)
+# STATS: sizeof, a size too small, NULL, a larger struct
+STATS_OK, STATS_SHORT, STATS_NULL, STATS_LONGER = range(4)
 
 
 class Program:
@@ -33,8 +42,18 @@ class Program:
         self.b += bytes([CREATE, loop | (0x80 if null_out else 0), opts])
         return self
 
-    def submit(self, rt=0, work=W_OK, code=0, flags=0, done=0, p_job=0, p_rt=0, p_child=0):
-        self.b += bytes([SUBMIT, rt, work, code, flags, done])
+    def createx(self, loop=OWN, opts=OPT_NULL, reserved=RES_DEFAULT, max_queued=MQ_0, null_out=False):
+        self.b += bytes([CREATEX, loop | (0x80 if null_out else 0), opts, reserved + 7 * max_queued])
+        return self
+
+    def submitx(self, lim=0, how=OPTS_LIMITER, rt=0, work=W_OK, code=0, flags=0, done=0, p_job=0, p_rt=0, p_child=0):
+        self.b += bytes([SUBMITX, lim, how])
+        return self.submit(rt, work, code, flags, done, p_job, p_rt, p_child, op=None)
+
+    def submit(self, rt=0, work=W_OK, code=0, flags=0, done=0, p_job=0, p_rt=0, p_child=0, op=SUBMIT):
+        if op is not None:
+            self.b.append(op)
+        self.b += bytes([rt, work, code, flags, done])
         if done & (D_CANCEL_OTHER | D_RELEASE_OTHER):
             self.b.append(p_job)
         if done & (D_SUBMIT | D_RUN | D_DESTROY):
@@ -60,6 +79,11 @@ class Program:
     def pool(self, rt=0): return self.op(POOL, rt)
     def burst(self, rt=0, n=33, work=W_OK): return self.op(BURST, rt, n - 33, work)
     def timer(self, rt=0, act=0, p=0): return self.op(TIMER, rt, act, p)
+    def limiter(self, tokens, null_out=False): return self.op(LIMITER, L_CREATE | (0x80 if null_out else 0), tokens)
+    def limiter_destroy(self, lim=0): return self.op(LIMITER, L_DESTROY, lim)
+    def limiter_set(self, lim, tokens): return self.op(LIMITER, L_SET_TOKENS, lim | (tokens << 6))
+    def limiter_get(self, lim=0): return self.op(LIMITER, L_GET, lim)
+    def stats(self, rt=0, how=STATS_OK): return self.op(STATS, rt, how)
 
     def fill_pool(self, rt=0):
         """Closes the gate and occupies both pool threads with HOLD jobs (job records 0 and 1 if
@@ -226,6 +250,58 @@ def seeds():
     p.timer(1, 5, 1).timer(1, 4, 0).uvrun(1, NOWAIT)
     p.timer(0, 5, 0).timer(0, 4, 1).destroy(0).destroy(0)
     s["application-timers-run-destroy"] = p.b
+
+    # Limiters: bad input, getters, set_tokens; a job holding the only token and two waiting:
+    # destroy is UVRT_EBUSY, a waiting job cancelled gives 0, stats count them; once run, destroy.
+    p = Program().limiter(0).limiter(3, null_out=True).limiter(1).limiter_get(0).limiter_get(NULL)
+    p.limiter_set(0, 0).limiter_set(0x3F, 2).limiter_set(0, 2).limiter_set(0, 1).limiter_destroy(NULL)
+    p.create().gate(False).submitx(0, OPTS_LIMITER, 0, W_HOLD).submitx(0, OPTS_LIMITER, 0, W_OK)
+    p.submitx(0, OPTS_LONGER, 0, W_FAIL, code=1).wait(0).limiter_get(0).limiter_destroy(0).stats(0)
+    p.cancel(1).limiter_get(0).stats(0).query(1).run().stats(0).limiter_destroy(0).limiter_get(0)
+    s["limiter-held-token"] = p.b
+
+    # Every options variant of uvrt_job_submit_ex, and work probes holding a token.
+    p = Program().create().limiter(2)
+    for how in range(6):
+        p.submitx(0, how, 0, W_PROBE if how == OPTS_LIMITER else W_OK)
+    p.run().limiter_get(0)
+    s["job-options-sizes"] = p.b
+
+    # A limiter shared by two runtimes on one application loop; done callbacks submit children
+    # that inherit it; destroy one runtime while its jobs wait for a token, then set_tokens.
+    p = Program().create(APP_A).create(APP_A).limiter(1).gate(False)
+    p.submitx(0, OPTS_LIMITER, 0, W_HOLD).submitx(0, OPTS_LIMITER, 1, W_OK, done=D_SUBMIT, p_rt=0, p_child=0x40)
+    p.submitx(0, OPTS_LIMITER, 1, W_SPIN).submitx(0, OPTS_LIMITER, 0, W_POLL)
+    p.wait(0).limiter_get(0).destroy(1).limiter_get(0).limiter_set(0, 3).gate(True).uvrun(0, DEFAULT).limiter_destroy(0)
+    s["limiter-shared-loop"] = p.b
+
+    # Destroy with jobs waiting for a token: they are cancelled, the limiter is free again.
+    p = Program().create().limiter(1).gate(False).submitx(0, OPTS_LIMITER, 0, W_HOLD)
+    p.submitx(0, OPTS_LIMITER, 0, W_OK).submitx(0, OPTS_LIMITER, 0, W_CODE, code=2, flags=NO_HANDLE)
+    p.wait(0).destroy(0).limiter_get(0).limiter_destroy(0)
+    s["limiter-teardown"] = p.b
+
+    # max_queued: a runtime bounded to 1 and one to 2 while another's held jobs fill the pool;
+    # submits past the bound are UVRT_EQUEUEFULL; a cancel makes room; stats in between.
+    p = Program().create().createx(OWN, OPT_0, RES_DEFAULT, MQ_1).createx(OWN, OPT_0, RES_NONE, MQ_2).limiter(1)
+    p.fill_pool(0).wait(0).wait(1)
+    p.submit(1, W_OK).submit(1, W_OK).submitx(0, OPTS_LIMITER, 2, W_OK).submitx(0, OPTS_LIMITER, 2, W_OK)
+    p.submit(2, W_OK).stats(1).stats(2).cancel(3).submit(2, W_OK).stats(2).run(1).run(2).stats(1, STATS_LONGER)
+    s["max-queued"] = p.b
+
+    # reserved_threads: every variant, with and without a pool size, on both kinds of loop.
+    p = Program()
+    for reserved in range(7):
+        p.createx(OWN, OPT_0, reserved).createx(APP_A, OPT_SAME, reserved).createx(OWN, OPT_OTHER, reserved)
+    p.pool(0)
+    s["reserved-threads"] = p.b
+
+    # Stats: every size variant, from the wrong thread, and of a runtime of the helper's.
+    p = Program().create().submit(0, W_OK).submit(0, W_FAIL, code=1).stats(0).run().stats(0)
+    for how in range(4):
+        p.stats(0, how)
+    p.helper().stats(0).stats(NULL).helper().create().helper().submit(1, W_SPIN).helper().run(1).helper().stats(1)
+    s["stats"] = p.b
     return s
 
 

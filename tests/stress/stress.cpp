@@ -1142,7 +1142,8 @@ void release_held_handles(round_ctx& c) {
 }
 
 void run_c_round(round_ctx& c) {
-  const uvrt_options_t opts{cfg.pool};
+  uvrt_options_t opts{};
+  opts.threadpool_size = cfg.pool;
   int rc;
   if (c.embedded) {
     if (uv_loop_init(&c.app_loop) != 0) {
@@ -1295,7 +1296,8 @@ void run_shared_round(round_ctx& c) {
   for (int i = 0; i < n; ++i) c.members.emplace_back().c_api = g.chance(40);
   ++c.st->shared_loops;
   c.st->runtimes += static_cast<std::uint64_t>(n - 1);  // thread_main counted one
-  const uvrt_options_t copts{cfg.pool};
+  uvrt_options_t copts{};
+  copts.threadpool_size = cfg.pool;
   for (member& m : c.members) {
     ++c.st->shared_runtimes;
     if (m.c_api) {
@@ -1518,7 +1520,8 @@ int child_of_c(uvrt_runtime_t* inherited) {
     return child_fails("destroying the inherited runtime took " +
                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms");
   uvrt_runtime_t* fresh = nullptr;
-  const uvrt_options_t opts{cfg.pool};
+  uvrt_options_t opts{};
+  opts.threadpool_size = cfg.pool;
   if ((rc = uvrt_runtime_create(&fresh, &opts)) != 0) return child_fails(std::string("uvrt_runtime_create: ") + uvrt_err_name(rc));
   child_slot slots[4];
   for (auto& s : slots)

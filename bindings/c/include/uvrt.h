@@ -19,11 +19,12 @@
  *   - No C++ exception ever leaves a uvrt_* function.
  *
  * Threads. A runtime belongs to the thread that created it, which is the thread that must run its
- * loop (its "loop thread"). uvrt_runtime_run, uvrt_runtime_destroy, uvrt_job_submit,
- * uvrt_job_cancel, uvrt_job_message and uvrt_job_release must be called on that thread; from any
- * other they return UVRT_ETHREAD. Work functions run on pool threads and may call
- * uvrt_job_stop_requested and uvrt_job_fail. uvrt_strerror, uvrt_err_name, uvrt_threadpool_size,
- * uvrt_runtime_loop and the create functions may be called on any thread.
+ * loop (its "loop thread"). uvrt_runtime_run, uvrt_runtime_destroy, uvrt_runtime_stats,
+ * uvrt_job_submit, uvrt_job_submit_ex, uvrt_job_cancel, uvrt_job_message and uvrt_job_release
+ * must be called on that thread; from any other they return UVRT_ETHREAD. Work functions run on
+ * pool threads and may call uvrt_job_stop_requested and uvrt_job_fail. uvrt_strerror,
+ * uvrt_err_name, uvrt_threadpool_size, uvrt_runtime_loop, the create functions and the
+ * uvrt_limiter_* functions may be called on any thread.
  *
  * Ownership. uvrt never reads, writes or frees the `arg` and `result` pointers: they are passed
  * through untouched, and stay the application's. Every other pointer's owner is stated where the
@@ -31,6 +32,8 @@
 #ifndef UVRT_H
 #define UVRT_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "uvrt/export.h"
@@ -49,17 +52,20 @@ extern "C" {
   XX(EALREADY, UV_EALREADY, "job has already finished")                                           \
   XX(ETHREAD, -30001, "called from a thread other than the runtime's loop thread")                \
   XX(ECLOSING, -30002, "runtime is shutting down and takes no new work")                          \
-  XX(EPOOLSIZE, -30003, "invalid thread pool size: expected a whole number from 1 to 1024")       \
-  XX(EPOOLCONFLICT, -30004, "thread pool already running with a different size")                  \
+  XX(EPOOLSIZE, -30003,                                                                            \
+     "invalid thread pool size (expected 1 to 1024) or reserved thread count (0 to pool size - 1)") \
+  XX(EPOOLCONFLICT, -30004,                                                                        \
+     "thread pool already running with a different size, or the process reserves another number") \
   XX(EEXCEPTION, -30005, "a C++ exception escaped a callback given to uvrt")                      \
-  XX(EINTERNAL, -30006, "internal error in uvrt or libuv")                                      \
-  XX(EFORKED, -30007, "runtime inherited through fork(): it belongs to the parent process")
+  XX(EINTERNAL, -30006, "internal error in uvrt or libuv")                                        \
+  XX(EFORKED, -30007, "runtime inherited through fork(): it belongs to the parent process")       \
+  XX(EQUEUEFULL, -30008, "the runtime's queue is full: max_queued jobs are waiting already")
 
 typedef enum {
 #define UVRT_ERRNO_ENUM_ITEM(name, value, text) UVRT_##name = (value),
   UVRT_ERRNO_MAP(UVRT_ERRNO_ENUM_ITEM)
 #undef UVRT_ERRNO_ENUM_ITEM
-  UVRT_ERRNO_MAX = -30008
+  UVRT_ERRNO_MAX = -30009
 } uvrt_errno_t;
 
 /* A short English description of `err`. uvrt's and libuv's codes, and (with glibc) negated errno
@@ -72,13 +78,40 @@ UVRT_EXTERN const char* uvrt_err_name(int err);
 
 typedef struct uvrt_runtime_s uvrt_runtime_t;
 typedef struct uvrt_job_s uvrt_job_t;
+typedef struct uvrt_limiter_s uvrt_limiter_t;
 
+/* uvrt_options_t.reserved_threads: reserve no thread, and say so (0 there means "no preference"). */
+#define UVRT_RESERVED_NONE (-1)
+
+/* Options of a runtime. Zero-initialise it (uvrt_options_t o = {0}, or C's designated
+ * initialisers; uvrt_options_t o{} in C++), then set what you need: 0 is every field's default,
+ * and fields added in later versions are appended with 0 as their default too, so such code keeps
+ * its meaning when it is recompiled. The struct has no size field: a program must be recompiled
+ * against the uvrt.h of the library it runs with (uvrt 0.x promises no binary compatibility
+ * across versions). */
 typedef struct uvrt_options_s {
   /* Size of libuv's process-wide thread pool. 0: no preference (the running pool, else
    * UV_THREADPOOL_SIZE if set, else 4). Otherwise 1 to 1024, and it must match the pool if the
    * pool already runs. UV_THREADPOOL_SIZE is validated too: "abc", "", "0", "-1", "1025", " 8"
    * and "8abc" are refused with UVRT_EPOOLSIZE instead of being silently mapped. */
   int threadpool_size;
+  /* Threads of libuv's pool that uvrt's jobs never occupy, so that libuv's own pool work (file
+   * system requests, uv_getaddrinfo, uv_random, the application's uv_queue_work) always finds one
+   * free. Process-wide like the pool size: all runtimes of the process together keep at most
+   * pool size - reserved threads busy, and the first runtime created (from C or C++) sets it.
+   *   0                   no preference: the process's number, or, if this runtime is the
+   *                       first, uvrt's default (what uvrt::options{} gives in C++). As for
+   *                       threadpool_size, so that a zero-initialised struct never conflicts
+   *                       with what another part of the process chose.
+   *   1 to pool size - 1  reserve that many.
+   *   UVRT_RESERVED_NONE  reserve none (the C++ API's 0).
+   * Anything else (a negative number other than UVRT_RESERVED_NONE, the pool size or more):
+   * UVRT_EPOOLSIZE. A number other than the one the process reserves already: UVRT_EPOOLCONFLICT. */
+  int reserved_threads;
+  /* How many jobs of this runtime may wait to run at once (queued for a pool thread, or waiting
+   * for a limiter's token); past it uvrt_job_submit returns UVRT_EQUEUEFULL and queues nothing.
+   * 0: no bound. */
+  size_t max_queued;
 } uvrt_options_t;
 
 /* The number of threads in libuv's pool, starting the pool first if nobody has (as creating a
@@ -88,8 +121,9 @@ UVRT_EXTERN int uvrt_threadpool_size(void);
 /* Creates a runtime on a loop of its own and stores it in *runtime. `options` may be NULL (all
  * defaults); it is only read during the call. The calling thread becomes the runtime's loop
  * thread. The caller owns the runtime and ends it with uvrt_runtime_destroy.
- * Errors: UVRT_EINVAL (runtime is NULL), UVRT_EPOOLSIZE, UVRT_EPOOLCONFLICT, UVRT_ENOMEM,
- * UVRT_EINTERNAL (the loop could not be initialised). */
+ * Errors: UVRT_EINVAL (runtime is NULL), UVRT_EPOOLSIZE (threadpool_size or reserved_threads out
+ * of range), UVRT_EPOOLCONFLICT (either differs from what the process already uses),
+ * UVRT_ENOMEM, UVRT_EINTERNAL (the loop could not be initialised). */
 UVRT_EXTERN int uvrt_runtime_create(uvrt_runtime_t** runtime, const uvrt_options_t* options);
 
 /* Creates a runtime embedded in `loop`, which the application owns, runs and closes; uvrt never
@@ -150,9 +184,35 @@ typedef void (*uvrt_done_cb)(uvrt_job_t* job, int status, void* result, void* ar
  * which the caller owns and must end with uvrt_job_release, at any time (before or after done).
  * If `job` is NULL, the handle is uvrt's and ends after done returns.
  * Errors (nothing was queued and *job is untouched): UVRT_EINVAL (runtime or work is NULL),
- * UVRT_ETHREAD, UVRT_ECLOSING (the runtime is being destroyed), UVRT_EFORKED, UVRT_ENOMEM. */
+ * UVRT_ETHREAD, UVRT_ECLOSING (the runtime is being destroyed), UVRT_EFORKED, UVRT_EQUEUEFULL
+ * (uvrt_options_t.max_queued of the runtime's jobs are waiting to run), UVRT_ENOMEM.
+ * The same as uvrt_job_submit_ex(runtime, job, work, done, arg, NULL). */
 UVRT_EXTERN int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
                                 uvrt_done_cb done, void* arg);
+
+/* Options of one job, for uvrt_job_submit_ex. `size` must be sizeof(uvrt_job_options_t) as this
+ * header defines it, so that the struct can grow: initialise it with UVRT_JOB_OPTIONS_INIT, or
+ * set size = sizeof(uvrt_job_options_t) and every other field to 0 / NULL. */
+typedef struct uvrt_job_options_s {
+  size_t size;
+  /* At most uvrt_limiter_tokens(limiter) jobs submitted with this limiter run at once, across
+   * every runtime and thread that uses it; the others wait in submission order inside uvrt,
+   * holding no pool thread. A waiting job can be cancelled (uvrt_job_cancel returns 0) and a
+   * runtime's destroy cancels it like any queued job. NULL: none. */
+  uvrt_limiter_t* limiter;
+} uvrt_job_options_t;
+
+/* A uvrt_job_options_t with every option at its default. */
+#define UVRT_JOB_OPTIONS_INIT {sizeof(uvrt_job_options_t), NULL}
+
+/* uvrt_job_submit with options for this one job. `options` may be NULL (all defaults); it is
+ * only read during the call (the limiter it names must outlive the job, see uvrt_limiter_t).
+ * Errors: as uvrt_job_submit, and UVRT_EINVAL when options->size is smaller than
+ * sizeof(uvrt_job_options_t) (the struct was not initialised), or larger (a program built against
+ * a newer uvrt.h) with options this version does not know set to something other than 0, or
+ * larger than 4096 (no uvrt.h makes one that large: it was not initialised either). */
+UVRT_EXTERN int uvrt_job_submit_ex(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
+                                   uvrt_done_cb done, void* arg, const uvrt_job_options_t* options);
 
 /* Asks the job not to run, or to stop. Never calls the done callback itself; it runs later, from
  * the loop. Returns:
@@ -181,12 +241,96 @@ UVRT_EXTERN int uvrt_job_fail(uvrt_job_t* job, int code, const char* message);
  * thread. The string belongs to the job and lives until the handle ends. */
 UVRT_EXTERN const char* uvrt_job_message(const uvrt_job_t* job);
 
-/* Ends the caller's ownership of a job handle from uvrt_job_submit. It does not cancel: a
+/* Ends the caller's ownership of a job handle from uvrt_job_submit(_ex). It does not cancel: a
  * pending job still runs and its done callback still runs (with a valid `job`); the handle is
  * freed after that. Allowed inside the job's own done callback, and after the runtime is gone.
  * Returns 0, UVRT_EINVAL (NULL) or UVRT_ETHREAD. Releasing a handle twice, or one uvrt owns
  * (submitted with a NULL `job`), is a use after free that uvrt cannot detect. */
 UVRT_EXTERN int uvrt_job_release(uvrt_job_t* job);
+
+/* A capacity limiter (anyio's CapacityLimiter, uvrt::limiter in C++): a number of tokens that
+ * bounds how many of the jobs submitted with it (uvrt_job_options_t.limiter) run at once, one
+ * limiter per purpose (database calls, file responses, background work) on one shared pool. A job
+ * borrows a token when it is handed to the pool and gives it back once its work function has
+ * returned, as its runtime's loop takes it back, before its done callback (or when it is
+ * cancelled before it ran); until it gets one it waits in submission order, holding no pool
+ * thread. One limiter may serve runtimes on several threads, and then bounds them
+ * all together. Every uvrt_limiter_* function may be called on any thread, concurrently.
+ *
+ * The limiter must outlive the jobs submitted with it: uvrt_limiter_destroy refuses while any of
+ * them holds or waits for a token. */
+
+/* Creates a limiter of `tokens` tokens and stores it in *limiter; the caller owns it and ends it
+ * with uvrt_limiter_destroy. Errors (*limiter untouched): UVRT_EINVAL (limiter is NULL, or 0
+ * tokens: no job could ever run), UVRT_ENOMEM. */
+UVRT_EXTERN int uvrt_limiter_create(uvrt_limiter_t** limiter, size_t tokens);
+
+/* Destroys the limiter. Returns 0, UVRT_EINVAL (NULL), or UVRT_EBUSY while jobs hold or wait for
+ * its tokens: then nothing changes, and it can be destroyed once they are done (a job gives its
+ * token back before its done callback runs). A job submitted with the limiter on another thread
+ * while this call runs is outside the contract (the check and the destruction cannot be one step
+ * with it): stop every submission that uses a limiter before destroying it, as you would stop
+ * using any object before freeing it. */
+UVRT_EXTERN int uvrt_limiter_destroy(uvrt_limiter_t* limiter);
+
+/* Changes the number of tokens. Growing starts waiting jobs at once (on their runtimes' loop
+ * threads); shrinking takes effect as jobs give their tokens back, no running job is interrupted.
+ * Returns 0, or UVRT_EINVAL (NULL, or 0 tokens; the number is left as it was). */
+UVRT_EXTERN int uvrt_limiter_set_tokens(uvrt_limiter_t* limiter, size_t tokens);
+
+/* The number of tokens. 0 for NULL. */
+UVRT_EXTERN size_t uvrt_limiter_tokens(const uvrt_limiter_t* limiter);
+
+/* Tokens held now, by jobs handed to the pool and not yet back on their runtime's loop thread.
+ * May exceed uvrt_limiter_tokens for a while after uvrt_limiter_set_tokens shrank it. 0 for
+ * NULL. */
+UVRT_EXTERN size_t uvrt_limiter_borrowed(const uvrt_limiter_t* limiter);
+
+/* Jobs waiting for a token. 0 for NULL. */
+UVRT_EXTERN size_t uvrt_limiter_waiting(const uvrt_limiter_t* limiter);
+
+/* The distribution of one duration over the jobs recorded so far, in nanoseconds. Percentiles
+ * come from a histogram with 8 buckets per power of two, so each is within 7% of the exact value;
+ * max is exact. All 0 while count is 0. */
+typedef struct uvrt_latency_s {
+  uint64_t count;
+  uint64_t p50_ns;
+  uint64_t p90_ns;
+  uint64_t p99_ns;
+  uint64_t max_ns;
+} uvrt_latency_t;
+
+/* What a runtime is doing (uvrt::runtime_stats in C++). Counters count since the runtime was
+ * created; gauges are the state at the call. A job submitted and not settled is in at most one
+ * gauge: one back on the loop thread that waits for its turn to settle (the loop settles finished
+ * jobs in short slices), or cancelled before it ran and not settled yet, is in none. So
+ * waiting_for_limiter + queued + running + settled <= submitted. */
+typedef struct uvrt_runtime_stats_s {
+  /* sizeof(uvrt_runtime_stats_t), set by the caller before the call (see uvrt_runtime_stats). */
+  size_t size;
+  /* Counters. */
+  uint64_t submitted; /* jobs uvrt_job_submit(_ex) accepted */
+  uint64_t settled;   /* jobs whose done callback has run or is running (or would, for a NULL done) */
+  uint64_t cancelled; /* of those settled: cancelled before they ran (status UVRT_ECANCELED) */
+  uint64_t abandoned; /* of those settled: abandoned while running (C++ only: always 0 from C) */
+  /* Gauges. */
+  size_t queued;              /* waiting for a pool thread */
+  size_t running;             /* taken by a pool thread, and not yet back on the loop thread */
+  size_t waiting_for_limiter; /* waiting for a token of their limiter */
+  /* Of the jobs that ran: from submission to starting on a pool thread (time spent waiting for a
+   * limiter included), and from starting to returning. */
+  uvrt_latency_t wait;
+  uvrt_latency_t run;
+} uvrt_runtime_stats_t;
+
+/* Fills *stats with what the runtime is doing. Set stats->size = sizeof(uvrt_runtime_stats_t)
+ * first; a larger size (a program built against a newer uvrt.h) is accepted: the fields this
+ * version knows are filled, the rest of the struct is zeroed, and stats->size is set to the size
+ * this version filled. Reading the figures costs a pass over a few histograms, nothing on the
+ * jobs' path. Returns 0, or UVRT_EINVAL (runtime or stats is NULL, or stats->size is smaller than
+ * sizeof(uvrt_runtime_stats_t) or larger than 4096; *stats is left alone), UVRT_ETHREAD,
+ * UVRT_EFORKED. */
+UVRT_EXTERN int uvrt_runtime_stats(uvrt_runtime_t* runtime, uvrt_runtime_stats_t* stats);
 
 #ifdef __cplusplus
 }

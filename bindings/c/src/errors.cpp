@@ -85,6 +85,8 @@ int error_of_current_exception() noexcept {
     return UVRT_EPOOLSIZE;
   } catch (const runtime_closed_error&) {
     return UVRT_ECLOSING;
+  } catch (const queue_full_error&) {
+    return UVRT_EQUEUEFULL;
   } catch (const cancelled_error&) {
     return UVRT_ECANCELED;
   } catch (const std::bad_alloc&) {

@@ -1,10 +1,13 @@
-// What the C API's opaque handles are: uvrt_runtime_t and uvrt_job_t over the C++ runtime's core.
+// What the C API's opaque handles are: uvrt_runtime_t, uvrt_job_t and uvrt_limiter_t over the C++
+// runtime's core.
 //
 // A uvrt_runtime_t is a second front end to the same detail::core that uvrt::runtime wraps, so
 // the C API shares the C++ runtime's queueing, settlement, cancellation and teardown code instead
 // of repeating it. A uvrt_job_t is a job of that core like any C++ job, with a job table of its
 // own (c_job_table in job.cpp): its block is the job_core followed by the C job's fields, one
-// allocation a job, and the handle the application holds is that block.
+// allocation a job, and the handle the application holds is the job_core's address. A job
+// submitted with a limiter has job.hpp's limiter prefix in front of it, like a C++ job: the block
+// starts 16 bytes before the handle then (detail::block_of). A uvrt_limiter_t is a uvrt::limiter.
 //
 // Invariants:
 //   - The block has one or two references: the runtime's until the done callback has returned,
@@ -26,9 +29,14 @@
 #include <type_traits>
 
 #include "core.hpp"
+#include "uvrt/limiter.hpp"
 
 struct uvrt_runtime_s {
   uvrt::detail::core* core;
+};
+
+struct uvrt_limiter_s {
+  uvrt::limiter lim;
 };
 
 struct uvrt_job_s {
@@ -49,6 +57,11 @@ struct uvrt_job_s {
 static_assert(std::is_standard_layout_v<uvrt_job_s>, "a job_core pointer must convert to its handle");
 
 namespace uvrt::c_api {
+
+// A struct with a leading size field (uvrt_job_options_t, uvrt_runtime_stats_t) claiming more
+// than this was never initialised: larger than any uvrt.h will make one, so it is refused before
+// any byte past the fields uvrt knows is touched.
+inline constexpr std::size_t sized_struct_limit = 4096;
 
 // The error code for the exception being handled: call inside a catch block only.
 int error_of_current_exception() noexcept;

@@ -1,5 +1,6 @@
-// uvrt_runtime_*: creating, running and destroying a runtime from C. Each call checks its
-// arguments and its thread first, so that the C++ core below only ever sees valid use.
+// uvrt_runtime_*: creating, running, inspecting and destroying a runtime from C. Each call checks
+// its arguments and its thread first, so that the C++ core below only ever sees valid use.
+#include <cstring>
 #include <memory>
 #include <new>
 #include <thread>
@@ -10,12 +11,26 @@
 
 namespace {
 
+// uvrt_options_t.reserved_threads as uvrt::options::reserved_threads. In C, 0 is "no preference"
+// (as for threadpool_size), so that a zero-initialised struct, which is how C code writes "the
+// defaults", never conflicts with the number another part of the process reserved; "none" is
+// UVRT_RESERVED_NONE. Any other negative number becomes -2, which start_threadpool refuses.
+int reserved_threads(int c_value) noexcept {
+  if (c_value == 0) return -1;
+  if (c_value == UVRT_RESERVED_NONE) return 0;
+  return c_value < 0 ? -2 : c_value;
+}
+
 int create(uvrt_runtime_t** runtime, uv_loop_t* loop, const uvrt_options_t* options) noexcept {
   if (!runtime) return UVRT_EINVAL;
   try {
     auto rt = std::make_unique<uvrt_runtime_s>();
     uvrt::options opts;
-    if (options) opts.threadpool_size = options->threadpool_size;
+    if (options) {
+      opts.threadpool_size = options->threadpool_size;
+      opts.reserved_threads = reserved_threads(options->reserved_threads);
+      opts.max_queued = options->max_queued;
+    }
     rt->core = uvrt::detail::open_core(loop, opts);
     *runtime = rt.release();
     return 0;
@@ -71,6 +86,31 @@ int uvrt_runtime_destroy(uvrt_runtime_t* runtime) {
 }
 
 uv_loop_t* uvrt_runtime_loop(const uvrt_runtime_t* runtime) { return runtime ? runtime->core->loop : nullptr; }
+
+int uvrt_runtime_stats(uvrt_runtime_t* runtime, uvrt_runtime_stats_t* stats) {
+  if (!runtime || !stats || stats->size < sizeof(uvrt_runtime_stats_t) || stats->size > uvrt::c_api::sized_struct_limit)
+    return UVRT_EINVAL;
+  if (runtime->core->inherited()) return UVRT_EFORKED;
+  if (!on_loop_thread(runtime)) return UVRT_ETHREAD;
+  uvrt::runtime_stats s;
+  try {
+    s = runtime->core->stats();
+  } catch (...) {
+    return uvrt::c_api::error_of_current_exception();
+  }
+  const auto latency = [](const uvrt::latency& l) {
+    return uvrt_latency_t{l.count, static_cast<std::uint64_t>(l.p50.count()), static_cast<std::uint64_t>(l.p90.count()),
+                          static_cast<std::uint64_t>(l.p99.count()), static_cast<std::uint64_t>(l.max.count())};
+  };
+  // A newer uvrt.h's larger struct: what this version does not know is zeroed, and `size` says
+  // how much of it this version filled.
+  const std::size_t given = stats->size;
+  if (given > sizeof(uvrt_runtime_stats_t))
+    std::memset(reinterpret_cast<char*>(stats) + sizeof(uvrt_runtime_stats_t), 0, given - sizeof(uvrt_runtime_stats_t));
+  *stats = uvrt_runtime_stats_t{sizeof(uvrt_runtime_stats_t), s.submitted, s.settled, s.cancelled, s.abandoned, s.queued,
+                                s.running, s.waiting_for_limiter, latency(s.wait), latency(s.run)};
+  return 0;
+}
 
 int uvrt_runtime_run(uvrt_runtime_t* runtime) {
   if (!runtime) return UVRT_EINVAL;
