@@ -303,10 +303,10 @@ typedef struct uvrt_latency_s {
 } uvrt_latency_t;
 
 /* What a runtime is doing (uvrt::runtime_stats in C++). Counters count since the runtime was
- * created; gauges are the state at the call. A job submitted and not settled is in at most one
- * gauge: one back on the loop thread that waits for its turn to settle (the loop settles finished
- * jobs in short slices), or cancelled before it ran and not settled yet, is in none. So
- * waiting_for_limiter + queued + running + settled <= submitted. */
+ * created; gauges are the state at the call. Every job submitted is exactly one of
+ * waiting_for_limiter, queued, running (on a pool thread, or back on the loop thread about to
+ * settle, cancelled ones included) or settled, so they add up to submitted (a job abandoned by
+ * the C++ API counts as settled at once, though its work may still run). */
 typedef struct uvrt_runtime_stats_s {
   /* sizeof(uvrt_runtime_stats_t), set by the caller before the call (see uvrt_runtime_stats). */
   size_t size;
@@ -317,7 +317,7 @@ typedef struct uvrt_runtime_stats_s {
   uint64_t abandoned; /* of those settled: abandoned while running (C++ only: always 0 from C) */
   /* Gauges. */
   size_t queued;              /* waiting for a pool thread */
-  size_t running;             /* taken by a pool thread, and not yet back on the loop thread */
+  size_t running;             /* taken by a pool thread, or back on the loop thread to settle */
   size_t waiting_for_limiter; /* waiting for a token of their limiter */
   /* Of the jobs that ran: from submission to starting on a pool thread (time spent waiting for a
    * limiter included), and from starting to returning. */
