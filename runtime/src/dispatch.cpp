@@ -28,8 +28,6 @@ constexpr std::uint64_t spin_ns = 20'000;
 // them every turn, with poll not blocking, for this long; only then does it sleep until signalled.
 // A signal costs the worker a write and the loop a wake-up and a read of the eventfd.
 constexpr std::uint64_t hot_ns = 20'000;
-// How long a carrier whose slice is over waits for the loop to turn before it takes another job.
-constexpr std::uint64_t turn_wait_ns = 100'000;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -204,18 +202,8 @@ void dispatch::work(uv_work_t* req) {
     // The slice is over: give the thread back, so that libuv's FIFO serves what was queued
     // meanwhile, and let the loop send a carrier again. Only if the loop has turned since this
     // carrier set out: one that does not turn (its thread blocks until its jobs have run) would
-    // never send another, and the queue would stall. A loop that was asleep gets a moment to wake
-    // for the return just signalled, or every carrier of a burst of long jobs that end together
-    // would run one more before any gave its thread back.
-    if (now >= slice_end) {
-      if (d.turns_.load(std::memory_order_relaxed) != turns_at_start) break;
-      lock.unlock();
-      if (std::exchange(signal, false)) d.signal();
-      const std::uint64_t wait_end = ticks() + ticks_for_ns(turn_wait_ns);
-      while (d.turns_.load(std::memory_order_relaxed) == turns_at_start && ticks() < wait_end) cpu_relax();
-      lock.lock();
-      if (d.turns_.load(std::memory_order_relaxed) != turns_at_start) break;
-    }
+    // never send another, and the queue would stall.
+    if (now >= slice_end && d.turns_.load(std::memory_order_relaxed) != turns_at_start) break;
   }
   --d.free_carriers_;
   // The thread is libuv's again from here: its slot goes to whoever waits for one now, not when
