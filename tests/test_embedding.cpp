@@ -600,7 +600,7 @@ void application_closing_uvrt_handles_before_a_teardown_ended_is_a_fatal_usage_e
   });
 
   assert_string_equal(end.how.c_str(), ("killed by signal " + std::to_string(SIGABRT)).c_str());
-  assert_contains(end.stderr_text, "walked 5 handles");
+  assert_contains(end.stderr_text, "walked 6 handles");
   assert_contains(end.stderr_text, "was closed by the application before the runtime's teardown ended");
 }
 

@@ -33,6 +33,7 @@ void complete(job_core* j) noexcept {
 cancel_result cancel(job_core* j, cancel_mode mode) {
   core* c = core_of(j);
   check_loop_thread(c, "uvrt::future::cancel");
+  if (j->vt->cancel) return j->vt->cancel(j, mode);  // a loop operation's cell (op.hpp)
   // Room for a deferred continuation is made first, so running out of memory changes nothing.
   if (mode == cancel_mode::abandon && j->cont) c->mail_.make_room_to_defer(1);
   cancel_result result;

@@ -94,6 +94,7 @@ bool core::owns(const uv_handle_t* h) const noexcept {
          h == reinterpret_cast<const uv_handle_t*>(&dispatch_.wake) ||
          h == reinterpret_cast<const uv_handle_t*>(&settle_.slicer) ||
          h == reinterpret_cast<const uv_handle_t*>(&settle_.spinner) ||
+         h == reinterpret_cast<const uv_handle_t*>(&timers_.clock) ||
          h == reinterpret_cast<const uv_handle_t*>(&deadline_);
 }
 
@@ -106,7 +107,7 @@ core* core::owner_of(const uv_handle_t* h) noexcept {
 
 // Only uv_async_init can fail (the loop's first one needs an eventfd), and the async handles come
 // first, so a failure leaves nothing of the runtime linked into the loop (a second async handle
-// cannot fail once the first one has the eventfd). The other three only fill in their structs.
+// cannot fail once the first one has the eventfd). The other four only fill in their structs.
 void core::init_handles() {
   if (int rc = uv_async_init(loop, &mail_.wakeup, &mailbox::on_wakeup); rc != 0)
     throw std::runtime_error(std::string("uvrt::runtime: uv_async_init failed: ") + uv_strerror(rc));
@@ -116,19 +117,23 @@ void core::init_handles() {
   assert(rc == 0);
   rc = uv_idle_init(loop, &settle_.spinner);
   assert(rc == 0);
+  rc = uv_timer_init(loop, &timers_.clock);
+  assert(rc == 0);
   rc = uv_timer_init(loop, &deadline_);
   assert(rc == 0);
   uv_handle_t* handles[] = {reinterpret_cast<uv_handle_t*>(&mail_.wakeup), reinterpret_cast<uv_handle_t*>(&dispatch_.wake),
                             reinterpret_cast<uv_handle_t*>(&settle_.slicer), reinterpret_cast<uv_handle_t*>(&settle_.spinner),
-                            reinterpret_cast<uv_handle_t*>(&deadline_)};
+                            reinterpret_cast<uv_handle_t*>(&timers_.clock), reinterpret_cast<uv_handle_t*>(&deadline_)};
   for (uv_handle_t* h : handles) {
     h->data = this;
     // None keeps the loop alive on its own: wakeup is referenced only while continuations wait
     // in the mailbox, wake only while jobs wait with no carrier out for them (dispatch.hpp);
-    // spinner is never unreferenced, but active only while the backlog is not empty (settle.hpp).
-    if (h != reinterpret_cast<uv_handle_t*>(&settle_.spinner)) uv_unref(h);
+    // spinner and the timers' clock are never unreferenced, but active only while the backlog is
+    // not empty (settle.hpp) or a deadline is armed (timers.hpp).
+    if (h != reinterpret_cast<uv_handle_t*>(&settle_.spinner) && h != reinterpret_cast<uv_handle_t*>(&timers_.clock))
+      uv_unref(h);
   }
-  open_handles_ = 5;
+  open_handles_ = 6;
 }
 
 void core::close_handles(uv_close_cb closed) noexcept {
@@ -136,6 +141,7 @@ void core::close_handles(uv_close_cb closed) noexcept {
   uv_close(reinterpret_cast<uv_handle_t*>(&dispatch_.wake), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&settle_.slicer), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&settle_.spinner), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timers_.clock), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_), closed);
 }
 

@@ -9,6 +9,8 @@
 //   mailbox.*     posts from other threads and continuations deferred by an abandon
 //   drive.*       the one place uvrt turns a loop, and the per-loop re-entrancy guard
 //   lifecycle.*   the phase (open ... closed), shutdown, teardown, and who frees the core
+//   ops.cpp, timers.*, time.cpp, spawned.cpp  loop operations: futures no pool thread settles
+//                 (sleeps, timeouts, when_all/when_any, spawned tasks)
 //
 // ARCHITECTURE.md draws the path and lists which thread touches what. The core itself holds the
 // loop (its own or the application's), the units, the handles they own, and the phase.
@@ -21,8 +23,8 @@
 //     once, on the loop thread.
 //   - A job's future is pending only while its core exists: the core is freed only once no job
 //     is in flight except those shutdown() abandoned, whose futures have settled already.
-//   - uvrt's five handles (mailbox's wakeup, dispatch's wake, settlement's slicer and spinner,
-//     the shutdown timer) are open from construction until the phase `closing` ends, and never
+//   - uvrt's six handles (mailbox's wakeup, dispatch's wake, settlement's slicer and spinner,
+//     the timers' clock, the shutdown timer) are open from construction until the phase `closing` ends, and never
 //     after: from then on nothing of uvrt's is on the loop but carriers coming back (some with
 //     abandoned jobs).
 #pragma once
@@ -42,12 +44,14 @@
 #include "lifecycle.hpp"
 #include "mailbox.hpp"
 #include "settle.hpp"
+#include "timers.hpp"
 #include "tokens.hpp"
 #include "uvrt/runtime.hpp"
 
 namespace uvrt::detail {
 
 class turn_scope;
+class task_op;
 
 class core {
  public:
@@ -78,6 +82,11 @@ class core {
   dispatch dispatch_;
   settlement settle_;
   mailbox mail_;
+  // Loop operations (uvrt/detail/op.hpp): their deadlines, and the spawned tasks (spawned.cpp).
+  timers timers_;
+  task_op* tasks_head = nullptr;
+  void interrupt_tasks() noexcept;
+  void reap_stuck_tasks() noexcept;
 
   // --- lifecycle (lifecycle.cpp) ---
   phase stage() const noexcept { return phase_; }

@@ -17,7 +17,7 @@ void core::advance(phase to) noexcept {
 
 bool core::settled() const noexcept {
   return tokens_.count() == 0 && dispatch_.out_jobs() == stragglers_ && settle_.waiting() == 0 &&
-         mail_.nothing_deferred();
+         mail_.nothing_deferred() && timers_.empty();
 }
 
 void core::check_invariants() const noexcept {
@@ -27,7 +27,10 @@ void core::check_invariants() const noexcept {
   assert(stragglers_ <= dispatch_.out_jobs() && "abandoned jobs are still out");
   assert((phase_ < phase::closing || jobs_ == stragglers_) && "after settling, only abandoned jobs are in flight");
   assert((phase_ < phase::draining || open_handles_ == 0) && "no handle of uvrt's outlives the phase closing");
-  if (phase_ < phase::closing) settle_.check_invariants();  // its handles are open until then
+  if (phase_ < phase::closing) {  // their handles are open until then
+    settle_.check_invariants();
+    timers_.check_invariants();
+  }
 #endif
 }
 
@@ -43,6 +46,10 @@ void core::abandon(job_core* j) noexcept {
 
 core::census core::cancel_all() noexcept {
   census n;
+  // Loop operations first: spawned tasks are cancelled (the jobs they wait on with them) and run
+  // on; sleeps and timeouts settle as cancelled on the clock's next callback.
+  interrupt_tasks();
+  timers_.tear_down();
   // A job whose work has returned but that waits in the backlog for its slice is told to stop as
   // well. Whether it returned just before teardown began or just after is a race its owner
   // cannot see, so the promise is made for both: every job that ran and settles during teardown
@@ -153,9 +160,15 @@ void core::end_if_detached(core* c) noexcept {
 
 void core::progress_detached() noexcept {
   check_handles_open();
+  if (!settled()) return;
+  // Nothing of uvrt's is left that could resume a spawned task still suspended (spawned.cpp).
+  if (tasks_head) {
+    reap_stuck_tasks();
+    if (!settled()) return;
+  }
   // Carriers with no abandoned job come back within a slice: the runtime closes once they have, so
   // that an application's loop holds nothing of uvrt's when the destructor returns.
-  if (!settled() || (stragglers_ == 0 && dispatch_.carriers_out() > 0)) return;
+  if (stragglers_ == 0 && dispatch_.carriers_out() > 0) return;
   advance(phase::closing);
   mail_.close();
   dispatch_.close_wake();
@@ -174,6 +187,7 @@ void core::check_handles_open() const noexcept {
                                   reinterpret_cast<const uv_handle_t*>(&dispatch_.wake),
                                   reinterpret_cast<const uv_handle_t*>(&settle_.slicer),
                                   reinterpret_cast<const uv_handle_t*>(&settle_.spinner),
+                                  reinterpret_cast<const uv_handle_t*>(&timers_.clock),
                                   reinterpret_cast<const uv_handle_t*>(&deadline_)};
   for (const uv_handle_t* h : handles)
     if (uv_is_closing(h))

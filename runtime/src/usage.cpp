@@ -42,6 +42,13 @@ namespace {
 
 }  // namespace
 
+core* running_core(const char* what) {
+  if (core* c = current_core()) return c;
+  throw no_runtime_error(std::string(what) +
+                         ": no runtime is running on this thread; call it inside runtime::block_on, runtime::run "
+                         "or a uvrt::task, or call the runtime's member function");
+}
+
 void check_loop_thread(const core* c, const char* what) {
   if (c->inherited() || std::this_thread::get_id() != c->owner) [[unlikely]] refuse_thread(c, what);
 }

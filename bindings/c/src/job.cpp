@@ -74,7 +74,7 @@ void finish(job_core* j) noexcept {
 
 void request_stop(job_core* j) noexcept { handle_of(j)->stop_requested.store(true, std::memory_order_relaxed); }
 
-constexpr uvrt::detail::job_vtable c_job_table{&run, &finish, &request_stop, &release};
+constexpr uvrt::detail::job_vtable c_job_table{&run, &finish, &request_stop, &release, nullptr};
 
 // uvrt_job_options_t's fields this version reads, in the order the struct has them.
 constexpr std::size_t job_options_known = offsetof(uvrt_job_options_t, limiter) + sizeof(uvrt_limiter_t*);

@@ -48,6 +48,13 @@ class UVRT_EXTERN queue_full_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// uvrt::timeout (or job_options::timeout) gave up: the operation did not settle in time. Its work
+// was cancelled, or asked to stop, and no result of it arrives after this.
+class UVRT_EXTERN timeout_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // UV_THREADPOOL_SIZE or options::threadpool_size is not a whole number from 1 to 1024, or asks
 // for a size other than the one libuv's process-wide pool is already running with; or
 // options::reserved_threads is out of range (0 to the pool size - 1) or differs from the value

@@ -9,6 +9,7 @@
 // teardown settles it.
 #pragma once
 
+#include <concepts>
 #include <coroutine>
 #include <exception>
 #include <functional>
@@ -18,6 +19,7 @@
 
 #include "cancel.hpp"
 #include "detail/job.hpp"
+#include "detail/spawn_ctx.hpp"
 #include "errors.hpp"
 
 namespace uvrt {
@@ -41,6 +43,24 @@ UVRT_EXTERN void report_unhandled(core* c, std::exception_ptr e) noexcept;
 
 template <class T>
 future<T> adopt_future(job_core* j) noexcept;
+
+// The job behind a future, for the loop operations that watch futures (op.hpp).
+struct future_access {
+  template <class T>
+  static job_core* job(const future<T>& f) noexcept {
+    return f.job_;
+  }
+  template <class T>
+  static job_core* take(future<T>& f) noexcept {
+    return std::exchange(f.job_, nullptr);
+  }
+};
+
+// A coroutine whose promise can say which spawned task's chain it belongs to (task.hpp).
+template <class P>
+concept in_spawn_chain = requires(P& p) {
+  { p.spawn_context() } -> std::same_as<spawn_ctx*>;
+};
 
 template <class T, class F>
 struct then_holder : continuation {
@@ -163,18 +183,36 @@ class [[nodiscard]] future {
     awaiter(const awaiter&) = delete;
     awaiter& operator=(const awaiter&) = delete;
     ~awaiter() {
-      if (parked_) detail::unpark(job_, this);  // the frame is destroyed before the job settled
+      if (parked_) {  // the frame is destroyed before the job settled
+        detail::unpark(job_, this);
+        if (ctx_ && ctx_->awaiting == job_) ctx_->awaiting = nullptr;
+      }
       if (!reader && job_) detail::release<T>(job_);
     }
     bool await_ready() const { return source().ready(); }
-    void await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
       waiter_ = h;
       detail::park(source().job_, this, "co_await uvrt::future");
       job_ = source().job_;
       parked_ = true;
+      // Inside a spawned task: a cancel of the task reaches this future (runtime::spawn).
+      if constexpr (detail::in_spawn_chain<P>) {
+        if (detail::spawn_ctx* ctx = h.promise().spawn_context()) {
+          ctx_ = ctx;
+          ctx->awaiting = job_;
+          if (ctx->pending) detail::deliver_cancel(ctx);
+        }
+      }
     }
     T await_resume() {
       parked_ = false;
+      if (ctx_ && ctx_->interrupted == job_) {  // the task was cancelled while it waited here
+        ctx_->interrupted = nullptr;
+        if (reader) source().reset();
+        else detail::release<T>(std::exchange(job_, nullptr));
+        throw cancelled_error();
+      }
       if (reader) return source().get();
       return future(std::exchange(job_, nullptr)).get();
     }
@@ -185,9 +223,11 @@ class [[nodiscard]] future {
     static void wake(continuation* self) noexcept {
       auto* a = static_cast<awaiter*>(self);
       a->parked_ = false;
+      if (a->ctx_) a->ctx_->awaiting = nullptr;
       a->waiter_.resume();
     }
     detail::job_core* job_ = nullptr;  // set while parked; owned once `reader` is null
+    detail::spawn_ctx* ctx_ = nullptr;  // the spawned task's chain this coroutine belongs to
     std::coroutine_handle<> waiter_;
     bool parked_ = false;
   };
@@ -201,6 +241,7 @@ class [[nodiscard]] future {
   friend struct detail::then_holder;
   template <class U>
   friend future<U> detail::adopt_future(detail::job_core* j) noexcept;
+  friend struct detail::future_access;
   friend class runtime;
 
   explicit future(detail::job_core* j) noexcept : job_(j) {}

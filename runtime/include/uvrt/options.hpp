@@ -1,6 +1,7 @@
 // Construction options of a uvrt::runtime.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 
 namespace uvrt {
@@ -33,6 +34,12 @@ struct job_options {
   // At most limiter->tokens() jobs of the limiter run at once, across every runtime that uses
   // it; the others wait in submission order inside uvrt, holding no pool thread. Null: none.
   uvrt::limiter* limiter = nullptr;
+  // Non-zero: the job's future is wrapped in uvrt::timeout(future, timeout, grace) (time.hpp):
+  // past `timeout` the job is cancelled (or asked to stop) and the future fails with
+  // timeout_error, at once, or when the job has returned within `grace`. Negative values are
+  // std::invalid_argument; `grace` without `timeout` means nothing.
+  std::chrono::nanoseconds timeout{0};
+  std::chrono::nanoseconds grace{0};
 };
 
 }  // namespace uvrt

@@ -56,8 +56,10 @@
 #include "future.hpp"
 #include "limiter.hpp"
 #include "options.hpp"
+#include "spawn.hpp"
 #include "stats.hpp"
 #include "task.hpp"
+#include "time.hpp"
 
 namespace uvrt {
 
@@ -125,8 +127,18 @@ future<to_thread_result_t<F, Args...>> to_thread_on(core* c, const char* what, c
                 "with its arguments passed as rvalues");
   using R = to_thread_result_t<F, Args...>;
   check_callable(f, what);
+  if (opts.timeout != std::chrono::nanoseconds::zero() || opts.grace != std::chrono::nanoseconds::zero()) [[unlikely]] {
+    check_timeout(opts.timeout, opts.grace, what);
+    // Room for the timeout is made before the job is queued, so that a refusal queues nothing.
+    reserve_timer(c);
+    auto job = adopt_future<R>(make_job<R>(c, opts, std::forward<F>(f), std::forward<Args>(args)...));
+    return timeout(std::move(job), opts.timeout, opts.grace);
+  }
   return adopt_future<R>(make_job<R>(c, opts, std::forward<F>(f), std::forward<Args>(args)...));
 }
+
+// The runtime running on the calling thread, or no_runtime_error naming `what`.
+UVRT_EXTERN core* running_core(const char* what);
 
 template <class F>
 struct posted_callable : posted {
@@ -176,6 +188,28 @@ class UVRT_EXTERN runtime {
   template <class F, class... Args>
   future<detail::to_thread_result_t<F, Args...>> to_thread(const job_options& opts, F&& f, Args&&... args) {
     return detail::to_thread_on(core_, "uvrt::runtime::to_thread", opts, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  // Runs `t` on this runtime's loop without anyone awaiting it (asyncio's create_task): it starts
+  // now, inside this call, and runs until its first suspension; the future settles with its
+  // outcome. Cancelling the future delivers a cancellation to the task (spawn.hpp). On the loop
+  // thread (usage_error), while the runtime takes work (runtime_closed_error); an empty or
+  // started task is usage_error. Teardown cancels a pending task and lets it run to its end.
+  template <class T>
+  future<T> spawn(task<T> t) {
+    return detail::spawn_on(core_, t, "uvrt::runtime::spawn");
+  }
+
+  // A future that settles (void) once `d` has passed, on a libuv timer (time.hpp); a negative `d`
+  // is no time. cancel() settles it as cancelled at once (not_started). On the loop thread
+  // (usage_error), while the runtime takes work (runtime_closed_error). Teardown settles a
+  // pending sleep as cancelled.
+  future<void> sleep_for(std::chrono::nanoseconds d) {
+    return detail::adopt_future<void>(detail::make_sleep(core_, detail::deadline_after(d), "uvrt::runtime::sleep_for"));
+  }
+  // As sleep_for, until `t` on the steady clock (a past `t` settles on the next turn).
+  future<void> sleep_until(std::chrono::steady_clock::time_point t) {
+    return detail::adopt_future<void>(detail::make_sleep(core_, detail::deadline_at(t), "uvrt::runtime::sleep_until"));
   }
 
   // What the runtime is doing: counters, gauges and latencies (stats.hpp). On the loop thread
@@ -258,6 +292,21 @@ future<detail::to_thread_result_t<F, Args...>> to_thread(const job_options& opts
 template <detail::not_job_options F, class... Args>
 future<detail::to_thread_result_t<F, Args...>> to_thread(F&& f, Args&&... args) {
   return to_thread(job_options{}, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+// runtime::spawn, sleep_for and sleep_until on the runtime running on the calling thread;
+// no_runtime_error where there is none.
+template <class T>
+future<T> spawn(task<T> t) {
+  return detail::spawn_on(detail::running_core("uvrt::spawn"), t, "uvrt::spawn");
+}
+inline future<void> sleep_for(std::chrono::nanoseconds d) {
+  return detail::adopt_future<void>(
+      detail::make_sleep(detail::running_core("uvrt::sleep_for"), detail::deadline_after(d), "uvrt::sleep_for"));
+}
+inline future<void> sleep_until(std::chrono::steady_clock::time_point t) {
+  return detail::adopt_future<void>(
+      detail::make_sleep(detail::running_core("uvrt::sleep_until"), detail::deadline_at(t), "uvrt::sleep_until"));
 }
 
 // From a job running on the pool: runs f(args...) on the loop thread of the job's runtime,

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/spawn_ctx.hpp"
 #include "errors.hpp"
 
 namespace uvrt {
@@ -27,10 +28,18 @@ class task;
 
 namespace detail {
 
+struct task_access;
+
 struct task_promise_base {
   std::coroutine_handle<> continuation = std::noop_coroutine();
   std::exception_ptr error;
+  // The spawned task's chain this task runs in (runtime::spawn), or null; `spawned` marks the
+  // chain's root, whose end settles the spawned future.
+  spawn_ctx* ctx = nullptr;
   bool started = false;
+  bool spawned = false;
+
+  spawn_ctx* spawn_context() const noexcept { return ctx; }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -38,7 +47,12 @@ struct task_promise_base {
     bool await_ready() noexcept { return false; }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
-      return h.promise().continuation;
+      task_promise_base& p = h.promise();
+      if (!p.spawned) return p.continuation;
+      // The spawned operation settles its future and destroys this frame: nothing here may be
+      // touched afterwards.
+      p.ctx->finished(p.ctx->owner);
+      return std::noop_coroutine();
     }
     void await_resume() noexcept {}
   };
@@ -106,8 +120,11 @@ class [[nodiscard]] task {
    public:
     explicit awaiter(handle_type h) noexcept : h_(h) {}
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> waiter) noexcept {
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> waiter) noexcept {
       h_.promise().continuation = waiter;
+      // An awaited task runs in its awaiter's chain: a cancel of a spawned task reaches it.
+      if constexpr (requires(P& p) { p.spawn_context(); }) h_.promise().ctx = waiter.promise().spawn_context();
       return h_;
     }
     T await_resume() { return h_.promise().result(); }
@@ -127,6 +144,7 @@ class [[nodiscard]] task {
  private:
   friend struct detail::task_promise<T>;
   friend class runtime;
+  friend struct detail::task_access;
   explicit task(handle_type h) noexcept : h_(h) {}
 
   void start(const char* what) {

@@ -5,11 +5,14 @@
 #pragma once
 
 #include "cancel.hpp"
+#include "compose.hpp"
 #include "errors.hpp"
 #include "future.hpp"
 #include "limiter.hpp"
 #include "options.hpp"
 #include "runtime.hpp"
+#include "spawn.hpp"
 #include "stats.hpp"
 #include "task.hpp"
 #include "threadpool.hpp"
+#include "time.hpp"

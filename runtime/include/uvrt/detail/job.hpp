@@ -71,6 +71,8 @@ struct job_vtable {
   void (*request_stop)(job_core* j) noexcept;
   // Drops one reference; the last one destroys the outcome and frees the block.
   void (*release)(job_core* j) noexcept;
+  // For a loop operation's cell (op.hpp): future::cancel, handed to the op. Null for a job.
+  cancel_result (*cancel)(job_core* j, cancel_mode mode);
 };
 
 // A job's `flags` byte. The low two bits are its place in its runtime (see runtime/src/dispatch.hpp
@@ -261,7 +263,7 @@ struct job_ops {
 
   static void request_stop(job_core* j) noexcept { stop_source_of(j)->request_stop(); }
 
-  static constexpr job_vtable table{&run, &finish, stop ? &request_stop : nullptr, &release<R>};
+  static constexpr job_vtable table{&run, &finish, stop ? &request_stop : nullptr, &release<R>, nullptr};
 };
 
 // Throws usage_error off the loop thread, runtime_closed_error once teardown began, and
