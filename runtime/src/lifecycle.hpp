@@ -7,7 +7,9 @@
 //   stopped    work refused (runtime_closed_error, UVRT_ECLOSING);  detached          the destructor
 //              the runtime object still exists
 //   detached   the runtime object is gone; queued jobs cancelled,   closing            progress(): nothing in flight but
-//              running ones asked to stop; posts still served                          abandoned jobs, no deferred continuation,
+//              running ones asked to stop, spawned tasks cancelled,                     abandoned jobs, no deferred continuation,
+//              sleeps and timeouts settling as cancelled; posts                         no timer armed (stuck spawned tasks are
+//              still served                                                             then destroyed),
 //                                                                                      every carrier back unless one holds an
 //                                                                                      abandoned job
 //   closing    posts refused (the last ones served); uvrt's         draining, closed   the last close callback: draining if

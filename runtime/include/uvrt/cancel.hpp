@@ -1,4 +1,12 @@
 // How future<T>::cancel is asked to behave, and what it reports.
+//
+// The modes and results are described for a to_thread job. For the other futures:
+//   - a sleep: any mode settles it as cancelled at once; not_started.
+//   - a spawned task: the operation the task waits on is cancelled with the same mode and the
+//     task's co_await throws cancelled_error (spawn.hpp); stop_requested, or abandoned (the
+//     future settled as cancelled at once, the task runs on).
+//   - when_all, when_any, timeout: every pending input is cancelled with the same mode; the future
+//     settles as cancelled once they have (wait: stop_requested) or at once (abandon: abandoned).
 #pragma once
 
 namespace uvrt {
