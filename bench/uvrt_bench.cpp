@@ -37,6 +37,12 @@
 //   --read-stats  the cost of reading runtime::stats(): in to_thread mode a 1 ms timer on the
 //                 loop calls it, as a metrics exporter would, while the jobs run.
 //
+// --compose (issue 13) changes how to_thread mode waits for its jobs, for what composing futures
+// costs a job: `timeout` wraps each future of the window in uvrt::timeout(.., 10 s), which never
+// fires; `when_all` runs the jobs in rounds of W, each gathered by uvrt::when_all and awaited
+// before the next round is submitted; `rounds` is the same rounds with each future awaited in
+// order, when_all's baseline. The other modes ignore it.
+//
 // Runs longer than about 3 s show a progress line on stderr when stderr is a terminal. --json
 // prints one JSON object on stdout instead of the table. See README.md.
 #include <sys/resource.h>
@@ -87,6 +93,15 @@ constexpr std::array<const char*, 4> mode_names = {"direct", "to_thread", "c_api
 
 const char* name_of(mode_id m) { return mode_names[static_cast<std::size_t>(m)]; }
 
+// How to_thread mode waits for its jobs (--compose); none: the window, awaited oldest first.
+enum class compose_kind { none, timeout, when_all, rounds };
+constexpr std::array<const char*, 4> compose_names = {"none", "timeout", "when_all", "rounds"};
+
+const char* name_of(compose_kind c) { return compose_names[static_cast<std::size_t>(c)]; }
+
+// --compose timeout's limit: long enough never to fire, as the peers' (bench/peers/peer_common.h).
+constexpr std::chrono::seconds compose_timeout{10};
+
 struct settings {
   std::uint64_t jobs = 2000;
   work_spec work;
@@ -96,6 +111,7 @@ struct settings {
   std::array<bool, 4> modes = {true, true, false, false};  // indexed by mode_id
   std::uint64_t fs_probe = 0;  // uv_fs_stat calls once the jobs are queued; 0: none
   bool read_stats = false;     // to_thread: runtime::stats() every 1 ms
+  compose_kind compose = compose_kind::none;  // to_thread: how its jobs are awaited
   bool json = false;
 
   bool runs(mode_id m) const { return modes[static_cast<std::size_t>(m)]; }
@@ -109,7 +125,7 @@ constexpr std::uint64_t max_fs_probe = 1'000'000;
 
 constexpr const char* usage_text =
     "usage: uvrt-bench [--jobs N] [--work KIND] [--threads T] [--inflight W] [--mode LIST]\n"
-    "                  [--fs-probe N] [--reserved R] [--read-stats] [--json]\n"
+    "                  [--fs-probe N] [--reserved R] [--read-stats] [--compose C] [--json]\n"
     "\n"
     "Runs N blocking calls in each mode and reports throughput, each job's round trip, how late\n"
     "a 1 ms timer on the loop fired (loop lag) and the process's peak RSS.\n"
@@ -127,6 +143,9 @@ constexpr const char* usage_text =
     "  --reserved R   options::reserved_threads of the runtime: pool threads to_thread jobs\n"
     "                 never occupy, 0 to 1023 (default: no preference)\n"
     "  --read-stats   to_thread mode: call runtime::stats() on the loop every 1 ms\n"
+    "  --compose C    to_thread mode: timeout (each future in uvrt::timeout of 10 s, which\n"
+    "                 never fires), when_all (rounds of W jobs, each gathered by uvrt::when_all\n"
+    "                 before the next) or rounds (the same rounds, each future awaited in order)\n"
     "  --json         print one JSON object instead of the table\n"
     "  --help         print this and exit\n"
     "\n"
@@ -184,10 +203,17 @@ std::array<bool, 4> mode_flag(std::string_view value) {
   }
 }
 
+compose_kind compose_flag(std::string_view value) {
+  if (value == "timeout") return compose_kind::timeout;
+  if (value == "when_all") return compose_kind::when_all;
+  if (value == "rounds") return compose_kind::rounds;
+  reject("--compose", value, "timeout, when_all or rounds");
+}
+
 // `value` is nullopt when the flag ends the command line without one.
 void apply_flag(settings& s, std::string_view flag, std::optional<std::string_view> value) {
   const bool known = flag == "--jobs" || flag == "--work" || flag == "--threads" || flag == "--inflight" ||
-                     flag == "--mode" || flag == "--fs-probe" || flag == "--reserved";
+                     flag == "--mode" || flag == "--fs-probe" || flag == "--reserved" || flag == "--compose";
   if (flag == "--json" || flag == "--read-stats") throw bad_flag(std::string(flag) + ": takes no value");
   if (!known) throw bad_flag("unknown argument \"" + std::string(flag) + "\"");
   if (!value) throw bad_flag(std::string(flag) + ": missing value");
@@ -198,6 +224,7 @@ void apply_flag(settings& s, std::string_view flag, std::optional<std::string_vi
   else if (flag == "--fs-probe") s.fs_probe = count_flag(flag, *value, 1, max_fs_probe);
   // The range the runtime accepts depends on the pool's size: it checks (threadpool_size_error).
   else if (flag == "--reserved") s.reserved = static_cast<int>(count_flag(flag, *value, 0, max_threads - 1));
+  else if (flag == "--compose") s.compose = compose_flag(*value);
   else s.modes = mode_flag(*value);
 }
 
@@ -754,16 +781,19 @@ class direct_mode {
 // The fix: runtime::to_thread, its futures in a ring in submission order, awaited oldest first by
 // a task under runtime::block_on. libuv's pool is FIFO, so the oldest is among the next to finish.
 // Job j lives in ring[j % size]; the window submits job j + size only after job j was delivered.
+// With --compose timeout each future goes into the ring wrapped in uvrt::timeout(.., 10 s).
 class to_thread_mode {
  public:
   to_thread_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s, std::function<void()> queued)
       : rt_(rt),
         ledger_(ledger),
+        timeout_(s.compose == compose_kind::timeout),
         ring_(std::min(s.inflight, s.jobs)),
         window_(
             rt.loop(), s, ledger,
             [this](std::uint64_t job) {
-              ring_[job % ring_.size()] = rt_.to_thread(&job_ledger::run, &ledger_, job);
+              auto f = rt_.to_thread(&job_ledger::run, &ledger_, job);
+              ring_[job % ring_.size()] = timeout_ ? uvrt::timeout(std::move(f), compose_timeout) : std::move(f);
             },
             std::move(queued)) {}
   to_thread_mode(const to_thread_mode&) = delete;
@@ -786,8 +816,73 @@ class to_thread_mode {
 
   uvrt::runtime& rt_;
   job_ledger& ledger_;
+  bool timeout_;  // --compose timeout
   std::vector<uvrt::future<std::uint64_t>> ring_;
   job_window window_;
+};
+
+// --compose when_all and rounds, in to_thread mode: the jobs in rounds of --inflight, each round
+// submitted at once through runtime::to_thread and awaited, by a task under runtime::block_on,
+// before the next is submitted. when_all gathers a round's futures with uvrt::when_all and awaits
+// that; rounds awaits each of them in order, its baseline. Both build a fresh vector a round, since
+// when_all takes it by value. A round is submitted in one go, without job_window's slices, so a
+// very wide round stalls the loop while it is submitted (the lag figure shows it).
+//
+// A job that cannot be submitted ends the submissions: the round's jobs submitted before it are
+// awaited, and run() throws.
+class rounds_mode {
+ public:
+  rounds_mode(uvrt::runtime& rt, job_ledger& ledger, const settings& s, std::function<void()> queued)
+      : rt_(rt),
+        ledger_(ledger),
+        jobs_(s.jobs),
+        width_(s.inflight),
+        gather_(s.compose == compose_kind::when_all),
+        queued_(std::move(queued)) {}
+  rounds_mode(const rounds_mode&) = delete;
+  rounds_mode& operator=(const rounds_mode&) = delete;
+
+  void run() {
+    rt_.block_on(rounds());
+    if (!error_.empty()) throw std::runtime_error("to_thread: " + error_);
+  }
+
+ private:
+  // `this` stays valid: block_on runs the task to completion.
+  uvrt::task<> rounds() {
+    for (std::uint64_t first = 0; first < jobs_ && error_.empty();) {
+      const std::uint64_t end = std::min(first + width_, jobs_);
+      std::vector<uvrt::future<std::uint64_t>> round;
+      round.reserve(end - first);
+      for (std::uint64_t job = first; job < end; ++job) {
+        ledger_.submitted(job, uv_hrtime());
+        try {
+          round.push_back(rt_.to_thread(&job_ledger::run, &ledger_, job));
+        } catch (const std::exception& e) {
+          error_ = "cannot submit job " + std::to_string(job) + ": " + e.what();
+          break;
+        }
+      }
+      const std::uint64_t submitted = round.size();
+      if (submitted == 0) break;  // the first job of the round could not be submitted
+      if (error_.empty() && queued_) std::exchange(queued_, nullptr)();
+      if (gather_) {
+        const std::vector<std::uint64_t> values = co_await uvrt::when_all(std::move(round));
+        for (std::uint64_t k = 0; k < submitted; ++k) ledger_.accept(first + k, values[k]);
+      } else {
+        for (std::uint64_t k = 0; k < submitted; ++k) ledger_.accept(first + k, co_await round[k]);
+      }
+      first += submitted;
+    }
+  }
+
+  uvrt::runtime& rt_;
+  job_ledger& ledger_;
+  std::uint64_t jobs_;
+  std::uint64_t width_;
+  bool gather_;  // when_all; otherwise rounds
+  std::function<void()> queued_;  // until the first round is submitted
+  std::string error_;
 };
 
 // The same through the C API, on a C runtime embedded in the same loop, so that the lag probe,
@@ -991,7 +1086,10 @@ mode_result measure(uvrt::runtime& rt, mode_id id, const settings& s) {
 mode_result measure(uvrt::runtime& rt, mode_id m, const settings& s) {
   switch (m) {
     case mode_id::direct: return measure<direct_mode>(rt, m, s);
-    case mode_id::to_thread: return measure<to_thread_mode>(rt, m, s);
+    case mode_id::to_thread:
+      if (s.compose == compose_kind::when_all || s.compose == compose_kind::rounds)
+        return measure<rounds_mode>(rt, m, s);
+      return measure<to_thread_mode>(rt, m, s);
     case mode_id::c_api: return measure<c_api_mode>(rt, m, s);
     case mode_id::bare: return measure<bare_mode>(rt, m, s);
   }
@@ -1016,6 +1114,21 @@ void print_header(const settings& s, const machine& m) {
     std::printf("then %llu uv_fs_stat calls (%s), one after another, from the moment the jobs are queued\n",
                 static_cast<unsigned long long>(s.fs_probe), stat_path);
   if (s.read_stats) std::printf("to_thread reads runtime::stats() every 1 ms\n");
+  switch (s.compose) {
+    case compose_kind::none: break;
+    case compose_kind::timeout:
+      std::printf("to_thread wraps each job's future in uvrt::timeout(.., %lld s)\n",
+                  static_cast<long long>(compose_timeout.count()));
+      break;
+    case compose_kind::when_all:
+      std::printf("to_thread runs rounds of %llu jobs, each gathered by uvrt::when_all\n",
+                  static_cast<unsigned long long>(s.inflight));
+      break;
+    case compose_kind::rounds:
+      std::printf("to_thread runs rounds of %llu jobs, each future awaited in order\n",
+                  static_cast<unsigned long long>(s.inflight));
+      break;
+  }
   std::printf("\n%-10s %10s %9s %11s %11s %11s %11s %11s %11s %7s %12s", "mode", "jobs", "wall s", "jobs/s",
               "rtt p50 ms", "rtt p99 ms", "lag p50 ms", "lag p99 ms", "lag max ms", "ticks", "peak RSS KB");
   if (s.fs_probe > 0) std::printf(" %12s %12s %12s", "stat p50 ms", "stat p99 ms", "stat max ms");
@@ -1084,9 +1197,12 @@ void print_json(const settings& s, const machine& m, const std::vector<mode_resu
   std::printf(", \"reserved\": ");
   if (s.reserved < 0) std::printf("null");
   else std::printf("%d", s.reserved);
-  std::printf(", \"inflight\": %llu, \"fs_probe\": %llu, \"read_stats\": %s, \"modes\": [",
+  std::printf(", \"inflight\": %llu, \"fs_probe\": %llu, \"read_stats\": %s, \"compose\": ",
               static_cast<unsigned long long>(s.inflight), static_cast<unsigned long long>(s.fs_probe),
               s.read_stats ? "true" : "false");
+  if (s.compose == compose_kind::none) std::printf("null");
+  else std::printf("\"%s\"", name_of(s.compose));
+  std::printf(", \"modes\": [");
   const char* separator = "";
   for (mode_id id : all_modes) {
     if (!s.runs(id)) continue;
