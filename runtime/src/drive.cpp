@@ -39,6 +39,12 @@ bool inside_loop(const uv_loop_t* loop) noexcept {
   return false;
 }
 
+bool in_callback(const uv_loop_t* loop) noexcept {
+  for (const frame* f = tls_top; f; f = f->prev)
+    if (f->loop == loop && !f->turns) return true;
+  return false;
+}
+
 bool held_here(const core* c) noexcept {
   for (const frame* f = tls_top; f; f = f->prev)
     if (f->turns && f->owner == c) return true;

@@ -71,6 +71,8 @@ class turn_scope {
 
 // True if this thread has a frame for `loop`: it is inside that loop (see above).
 bool inside_loop(const uv_loop_t* loop) noexcept;
+// True if this thread has a callback_scope for `loop`: user code uvrt runs is on the stack.
+bool in_callback(const uv_loop_t* loop) noexcept;
 // True if a turn_scope for `c` is on this thread's stack: that frame will see the core after the
 // loop returns, so nothing else may free it.
 bool held_here(const core* c) noexcept;

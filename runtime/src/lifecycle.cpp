@@ -161,8 +161,15 @@ void core::end_if_detached(core* c) noexcept {
 void core::progress_detached() noexcept {
   check_handles_open();
   if (!settled()) return;
-  // Nothing of uvrt's is left that could resume a spawned task still suspended (spawned.cpp).
+  // Nothing of uvrt's is left that could resume a spawned task still suspended (spawned.cpp). Not
+  // under user code (the destructor called from a task, a continuation settling an op): that
+  // code may be the task, or be using what destroying it would settle. The mailbox's callback
+  // comes back here, outside its scope.
   if (tasks_head) {
+    if (in_callback(loop)) {
+      mail_.request_turn();
+      return;
+    }
     reap_stuck_tasks();
     if (!settled()) return;
   }

@@ -20,10 +20,27 @@ bool mailbox::post(posted* p) {
 void mailbox::on_wakeup(uv_async_t* handle) {
   core& c = *static_cast<core*>(handle->data);
   if (c.inherited()) return;  // the application turns an inherited loop in a forked child
-  callback_scope scope(c);
-  c.mail_.serve_posts();
-  c.mail_.resume_deferred();
+  {
+    callback_scope scope(c);
+    c.mail_.serve_posts();
+    c.mail_.resume_deferred();
+  }
+  // Outside the callback scope: the teardown may destroy stuck tasks here (request_turn).
+  c.mail_.turn_requested_ = false;
+  c.mail_.update_ref();
   c.progress();
+}
+
+void mailbox::request_turn() noexcept {
+  turn_requested_ = true;
+  update_ref();
+  uv_async_send(&wakeup);
+}
+
+void mailbox::update_ref() noexcept {
+  auto* h = reinterpret_cast<uv_handle_t*>(&wakeup);
+  if (!deferred_.empty() || turn_requested_) uv_ref(h);
+  else uv_unref(h);
 }
 
 void mailbox::serve_posts() noexcept {
@@ -59,7 +76,7 @@ void mailbox::make_room_to_defer(std::size_t more) {
 void mailbox::defer(job_core* j) noexcept {
   j->refs.fetch_add(1, std::memory_order_relaxed);
   deferred_.push_back(j);
-  if (deferred_.size() == 1) uv_ref(reinterpret_cast<uv_handle_t*>(&wakeup));
+  if (deferred_.size() == 1) update_ref();
   uv_async_send(&wakeup);
 }
 
@@ -74,7 +91,7 @@ void mailbox::resume_deferred() noexcept {
     j->vt->release(j);
   }
   deferred_.clear();
-  uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup));
+  update_ref();
 }
 
 }  // namespace uvrt::detail

@@ -10,8 +10,8 @@
 //
 // Invariants:
 //   - `accepting_` only goes from true to false, under the mutex; after that nothing is queued.
-//   - `wakeup` is unreferenced except while continuations wait in `deferred_`, which keeps the
-//     loop turning until they have run.
+//   - `wakeup` is unreferenced except while continuations wait in `deferred_` or a turn was
+//     requested, which keeps the loop turning until they have run.
 #pragma once
 
 #include <uv.h>
@@ -40,6 +40,9 @@ class mailbox {
   void make_room_to_defer(std::size_t more);
   void defer(job_core* j) noexcept;
   bool nothing_deferred() const noexcept { return deferred_.empty(); }
+  // Makes the loop turn once more and run `wakeup`'s callback, which ends with core::progress()
+  // outside any callback scope: for teardown work that may not run under user code.
+  void request_turn() noexcept;
 
   uv_async_t wakeup;
   static void on_wakeup(uv_async_t* handle);
@@ -47,6 +50,7 @@ class mailbox {
  private:
   void serve_posts() noexcept;
   void resume_deferred() noexcept;
+  void update_ref() noexcept;
 
   core& core_;
   std::mutex mutex_;
@@ -54,6 +58,7 @@ class mailbox {
   posted* tail_ = nullptr;
   bool accepting_ = true;
   std::vector<job_core*> deferred_;  // abandoned jobs whose continuations wait to be resumed
+  bool turn_requested_ = false;
 };
 
 }  // namespace uvrt::detail

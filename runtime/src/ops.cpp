@@ -8,14 +8,37 @@
 
 namespace uvrt::detail {
 
+namespace {
+
+// How many publish() calls resume continuations inside one another on this thread. A chain of
+// spawned tasks, each awaiting the one before, settles link by link inside the previous link's
+// final suspension; past this depth the next continuation is deferred to the mailbox, so a chain of
+// any length runs in bounded stack.
+thread_local unsigned publish_depth = 0;
+constexpr unsigned max_publish_depth = 64;
+
+}  // namespace
+
 void publish(job_core* j, job_state s) noexcept {
   core* c = core_of(j);
   continuation* k = j->cont;
+  if (k && publish_depth >= max_publish_depth) {
+    try {
+      c->mail_.make_room_to_defer(1);
+      j->state.store(s, std::memory_order_release);
+      c->mail_.defer(j);  // resumes the continuation on the next turn
+      return;
+    } catch (...) {
+      // No room to defer: resumed here after all.
+    }
+  }
   if (k) j->cont = nullptr;
   j->state.store(s, std::memory_order_release);
   if (k) {
     callback_scope scope(*c);
+    ++publish_depth;
     k->resume(k);
+    --publish_depth;
   }
 }
 
@@ -95,16 +118,17 @@ watch_op::~watch_op() {
   for (std::size_t i = 0; i < n_; ++i) drop(i);
 }
 
+// Every pending input is parked on before any settled one is counted: counting one may cancel the
+// others, and an input that settles then (a sleep, at once) must find the watch to resume later.
 bool watch_op::watch() noexcept {
   for (std::size_t i = 0; i < n_; ++i) {
     job_core* j = inputs_[i].job;
-    if (j && j->state.load(std::memory_order_acquire) != job_state::pending && settled(i)) return true;
-  }
-  for (std::size_t i = 0; i < n_; ++i) {
-    job_core* j = inputs_[i].job;
     // check_inputs found each pending input free to park on.
-    if (j && j->state.load(std::memory_order_acquire) == job_state::pending) j->cont = &inputs_[i];
+    inputs_[i].parked = j && j->state.load(std::memory_order_acquire) == job_state::pending;
+    if (inputs_[i].parked) j->cont = &inputs_[i];
   }
+  for (std::size_t i = 0; i < n_; ++i)
+    if (inputs_[i].job && !inputs_[i].parked && settled(i)) return true;
   return false;
 }
 

@@ -52,7 +52,9 @@ job_core* make_sleep(core* c, std::uint64_t deadline, const char* what) {
 std::uint64_t deadline_after(std::chrono::nanoseconds d) noexcept { return saturating_add(clock_now(), d.count()); }
 
 std::uint64_t deadline_at(std::chrono::steady_clock::time_point t) noexcept {
-  return deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(t - std::chrono::steady_clock::now()));
+  const auto now = std::chrono::steady_clock::now();
+  if (t <= now) return clock_now();  // subtracting a far past t would overflow
+  return deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(t - now));
 }
 
 void check_timeout(std::chrono::nanoseconds d, std::chrono::nanoseconds grace, const char* what) {

@@ -81,6 +81,7 @@ void timers::rearm() noexcept {
   const std::uint64_t due_ms = (heap_.front()->deadline + 999'999) / 1'000'000;
   const std::uint64_t now_ms = uv_now(clock.loop);
   std::uint64_t wait_ms = due_ms > now_ms ? due_ms - now_ms : 0;
+  if (torn_down_) wait_ms = 0;  // teardown: everything fires now
   if (firing_ && wait_ms == 0) wait_ms = 1;  // libuv 1.44 would run it again in this pass
   uv_timer_start(&clock, &on_clock, wait_ms, 0);
 }
@@ -97,14 +98,15 @@ void timers::on_clock(uv_timer_t* h) {
   t.firing_ = true;
   const std::uint64_t now = uv_hrtime();
   const std::uint64_t armed_before = t.next_seq_;
-  const bool torn_down = t.torn_down_;
-  // An entry armed by a fire in this pass (seq >= armed_before) waits for the next callback.
-  while (!t.heap_.empty() && t.heap_.front()->seq < armed_before &&
-         (torn_down || t.heap_.front()->deadline <= now)) {
+  // An entry armed by a fire in this pass (seq >= armed_before) waits for the next callback. A fire
+  // may begin the teardown (torn_down_ is read each time) or fork (the child stops here).
+  while (!t.heap_.empty() && !c.inherited() && (t.torn_down_ || t.heap_.front()->seq < armed_before) &&
+         (t.torn_down_ || t.heap_.front()->deadline <= now)) {
     timer_entry* e = t.pop();
-    e->fire(e, torn_down);
+    e->fire(e, t.torn_down_);
   }
   t.firing_ = false;
+  if (c.inherited()) return;
   t.rearm();
   c.progress();
 }

@@ -129,10 +129,23 @@ future<to_thread_result_t<F, Args...>> to_thread_on(core* c, const char* what, c
   check_callable(f, what);
   if (opts.timeout != std::chrono::nanoseconds::zero() || opts.grace != std::chrono::nanoseconds::zero()) [[unlikely]] {
     check_timeout(opts.timeout, opts.grace, what);
-    // Room for the timeout is made before the job is queued, so that a refusal queues nothing.
-    reserve_timer(c);
-    auto job = adopt_future<R>(make_job<R>(c, opts, std::forward<F>(f), std::forward<Args>(args)...));
-    return timeout(std::move(job), opts.timeout, opts.grace);
+    if (opts.timeout != std::chrono::nanoseconds::zero()) {
+      // The timeout is made before the job is queued, and nothing after the job is can fail: a
+      // refusal queues nothing.
+      check_loop_thread(c, what);
+      reserve_timer(c);
+      auto* op = make_op<R, timeout_op<R>>(c, nullptr, static_cast<std::uint64_t>(opts.grace.count()));
+      future<R> result = adopt_future<R>(op->cell());
+      job_core* job;
+      try {
+        job = make_job<R>(c, opts, std::forward<F>(f), std::forward<Args>(args)...);
+      } catch (...) {
+        op->discard();
+        throw;
+      }
+      op->start_with(job, deadline_after(opts.timeout));
+      return result;
+    }
   }
   return adopt_future<R>(make_job<R>(c, opts, std::forward<F>(f), std::forward<Args>(args)...));
 }

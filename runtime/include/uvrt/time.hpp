@@ -59,6 +59,14 @@ class timeout_op final : public watch_op, timer_entry {
     arm(owner(), this, deadline);
     watch();
   }
+  // For job_options::timeout: the op is made before the job (whose submission may be refused),
+  // then given the job's future reference and started.
+  void start_with(job_core* job, std::uint64_t deadline) noexcept {
+    hold(0, job);
+    start(deadline);
+  }
+  // Undoes an op that was never started: the caller still holds the cell's future.
+  void discard() noexcept { retire(); }
 
  private:
   bool settled(std::size_t) noexcept override {

@@ -34,6 +34,8 @@ class UVRT_EXTERN watch_op : public op {
   virtual bool settled(std::size_t i) noexcept = 0;
 
   std::size_t size() const noexcept { return n_; }
+  // Gives input i (null until now) the reference of `j`, before watch().
+  void hold(std::size_t i, job_core* j) noexcept { inputs_[i].job = j; }
   job_core* input(std::size_t i) const noexcept { return inputs_[i].job; }
   // Hands input i's reference to the caller: the op no longer watches or holds it.
   job_core* take(std::size_t i) noexcept;
@@ -50,6 +52,7 @@ class UVRT_EXTERN watch_op : public op {
     watch_op* self = nullptr;
     std::size_t index = 0;
     job_core* job = nullptr;
+    bool parked = false;  // watch() parked on it: it is counted when it resumes the watch
   };
   static void on_settled(continuation* k) noexcept;
 
