@@ -1230,10 +1230,9 @@ static void teardown_settles_every_spawned_future_exactly_once(void**) {
   assert_int_equal(destroyed, 5);
 }
 
-// EXPECTED TO FAIL until the engine is fixed (engine bug, reported with issue 13's tests):
-// a task awaiting the future of a stuck spawned task is itself destroyed unresumed at teardown
-// when it was spawned after the stuck one. core::reap_stuck_tasks (runtime/src/spawned.cpp)
-// destroys tasks in the order of the runtime's list, newest first, whatever they wait on; this
+// Regression: a task awaiting the future of a stuck spawned task was itself destroyed unresumed at
+// teardown when it was spawned after the stuck one. core::reap_stuck_tasks (runtime/src/spawned.cpp)
+// destroyed tasks in the order of the runtime's list, newest first, whatever they waited on; this
 // task waits on a uvrt future that the teardown settles (as cancelled, when it destroys the stuck
 // task), so, as a task that spawns the stuck task itself is (previous test, on_later), it should
 // be resumed with cancelled_error and run to its end, not destroyed: the outcome must not depend
@@ -1308,10 +1307,9 @@ static void shutdown_cancels_spawned_tasks_and_they_finish_before_it_returns(voi
   assert_string_equal(sleep_outcome.c_str(), "cancelled");
 }
 
-// EXPECTED TO FAIL until the engine is fixed (engine bug, reported with issue 13's tests):
-// the teardown delivers its cancellation with the mode of the task's last cancel, not with wait.
-// task_op::interrupt (runtime/src/spawned.cpp) sets ctx_.pending but leaves ctx_.mode as the last
-// cancel() set it, so a task that caught an abandon and then awaits a running job has that job
+// Regression: the teardown delivered its cancellation with the mode of the task's last cancel, not
+// with wait. task_op::interrupt (runtime/src/spawned.cpp) set ctx_.pending but left ctx_.mode as
+// the last cancel() set it, so a task that caught an abandon and then awaits a running job had that job
 // abandoned at teardown: the task resumes before the job has returned (the job runs on, its
 // result dropped), where the teardown's rule is a cancellation with wait (the job asked to stop
 // and waited for, the task resumed with cancelled_error once it returned).
@@ -1363,6 +1361,78 @@ static void teardown_cancels_with_wait_even_after_an_earlier_abandon(void**) {
   assert_string_equal(outcome.c_str(), "cancelled");
 }
 
+// Regression (review of the first version): a spawned task that destroys its runtime (allowed
+// inside the loop: the teardown only begins) had its own frame destroyed under it, as a "stuck"
+// task, by the teardown's progress inside the destructor call: a use after free.
+static void a_task_that_destroys_its_runtime_runs_on_to_its_end(void**) {
+  auto rt = std::make_unique<uvrt::runtime>();
+  uvrt::runtime* raw = rt.get();
+  std::string after = "not reached";
+  auto body = [](std::unique_ptr<uvrt::runtime>& rt, std::string& after) -> uvrt::task<int> {
+    int local = 42;
+    co_await rt->sleep_for(std::chrono::milliseconds(1));
+    rt.reset();
+    after = "back from the destructor, local " + std::to_string(local);
+    co_return local;
+  };
+  auto f = rt->spawn(body(rt, after));
+  raw->run();  // the runtime is destroyed inside; run's frame ends the teardown
+  assert_string_equal(after.c_str(), "back from the destructor, local 42");
+  assert_true(f.ready());
+  assert_int_equal(f.get(), 42);
+}
+
+// Regression (review of the first version): when_any(spawn(a), spawn(b)) with b stuck on an
+// awaitable uvrt does not know; a then() callback on the when_any destroys the runtime as a wins.
+// The teardown destroyed b right there, which settled b's future and re-entered the when_any while
+// it was still settling a's outcome: its future went from a's value to cancelled, and the op ran
+// on after it was freed.
+static void a_continuation_destroying_the_runtime_as_a_when_any_settles_keeps_its_outcome(void**) {
+  auto rt = std::make_unique<uvrt::runtime>();
+  uvrt::runtime* raw = rt.get();
+  auto a = []() -> uvrt::task<int> {
+    co_await uvrt::sleep_for(std::chrono::milliseconds(1));
+    co_return 1;
+  };
+  auto b = []() -> uvrt::task<int> {
+    co_await std::suspend_always{};  // nothing resumes it
+    co_return 2;
+  };
+  std::vector<uvrt::future<int>> v;
+  v.push_back(rt->spawn(a()));
+  v.push_back(rt->spawn(b()));
+  std::string seen = "not settled";
+  uvrt::when_any(std::move(v)).then([&](uvrt::future<uvrt::any_result<int>> f) {
+    rt.reset();
+    try {
+      auto r = f.get();
+      seen = "index " + std::to_string(r.index) + " value " + std::to_string(r.value);
+    } catch (const std::exception& e) {
+      seen = std::string("threw: ") + e.what();
+    }
+  });
+  raw->run();
+  assert_null(rt.get());
+  assert_string_equal(seen.c_str(), "index 0 value 1");
+}
+
+// Regression (review of the first version): each spawned task of a chain awaits the one before;
+// when the first settled, every link's settlement resumed the next inside the previous one's final
+// suspension: 50,000 links overflowed an 8 MB stack. Past a bounded depth the next link now
+// resumes from the mailbox.
+static void a_long_chain_of_spawned_tasks_runs_in_bounded_stack(void**) {
+  constexpr int links = 200'000;
+  uvrt::runtime rt;
+  auto first = []() -> uvrt::task<int> {
+    co_await uvrt::sleep_for(std::chrono::milliseconds(1));
+    co_return 0;
+  };
+  auto next = [](uvrt::future<int> before) -> uvrt::task<int> { co_return co_await before + 1; };
+  uvrt::future<int> last = rt.spawn(first());
+  for (int i = 0; i < links; ++i) last = rt.spawn(next(std::move(last)));
+  assert_int_equal(rt.block_on(std::move(last)), links);
+}
+
 int main() {
   const struct CMUnitTest tests[] = {
       // Spawning
@@ -1408,9 +1478,12 @@ int main() {
       cmocka_unit_test(a_task_cancelled_by_the_teardown_can_start_no_new_work),
       cmocka_unit_test(teardown_settles_every_spawned_future_exactly_once),
       cmocka_unit_test(shutdown_cancels_spawned_tasks_and_they_finish_before_it_returns),
-      // Expected to fail until the engine is fixed (see the comments above the tests).
       cmocka_unit_test(teardown_resumes_a_task_awaiting_a_stuck_task_spawned_before_it),
       cmocka_unit_test(teardown_cancels_with_wait_even_after_an_earlier_abandon),
+      // Regressions from the review of the first version
+      cmocka_unit_test(a_task_that_destroys_its_runtime_runs_on_to_its_end),
+      cmocka_unit_test(a_continuation_destroying_the_runtime_as_a_when_any_settles_keeps_its_outcome),
+      cmocka_unit_test(a_long_chain_of_spawned_tasks_runs_in_bounded_stack),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

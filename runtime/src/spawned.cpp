@@ -42,6 +42,7 @@ cancel_result task_op::cancel(cancel_mode mode) {
 
 void task_op::interrupt() noexcept {
   if (ctx_.interrupted) return;
+  ctx_.mode = cancel_mode::wait;  // whatever an earlier cancel() asked for
   ctx_.pending = true;
   if (ctx_.awaiting) deliver_cancel(&ctx_);
 }
@@ -68,9 +69,19 @@ void core::interrupt_tasks() noexcept {
 }
 
 void core::reap_stuck_tasks() noexcept {
-  // Each destroyed frame settles its future, which may resume another stuck task: it runs until it
-  // suspends again (it can start no new work) and is destroyed in a later round.
-  while (tasks_head) tasks_head->destroy_stuck();
+  // A task waiting on something that is not uvrt's goes first: destroying it settles its future,
+  // which resumes a task that awaits it (with cancelled_error), and that task runs on until it
+  // ends or suspends again (it can start no new work). Only when every task left awaits another's
+  // future (a cycle) is one destroyed while it awaits a uvrt future.
+  while (tasks_head) {
+    task_op* victim = tasks_head;
+    for (task_op* t = tasks_head; t; t = t->next_task)
+      if (!t->awaits_uvrt()) {
+        victim = t;
+        break;
+      }
+    victim->destroy_stuck();
+  }
 }
 
 }  // namespace uvrt::detail

@@ -48,6 +48,8 @@ class UVRT_EXTERN task_op : public op {
   // Teardown, once nothing uvrt runs could resume it: the frame is destroyed and the future
   // settles as cancelled.
   virtual void destroy_stuck() noexcept = 0;
+  // The chain is suspended on a uvrt future (a job's or a loop operation's).
+  bool awaits_uvrt() const noexcept { return ctx_.awaiting != nullptr; }
 
   task_op* next_task = nullptr;  // the runtime's list of spawned tasks
   task_op* prev_task = nullptr;
