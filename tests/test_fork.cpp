@@ -250,6 +250,41 @@ void fork_inside_a_continuation_leaves_the_child_a_refusing_block_on(void**) {
   assert_string_equal(child_end.c_str(), "exited 0");
 }
 
+
+// Regression (review of issue 13's first version): fork() inside a continuation that the timers'
+// clock resumes. Two sleeps share one deadline, so one pass of the clock's callback fires both; the
+// first one's continuation forks. The child went on with the pass and resumed the parent's second
+// continuation (the clock checked for an inherited core only on entry): it must stop there, as the
+// mailbox and the settlement do. The child exits 3 if the second continuation ran in it.
+void fork_inside_a_timer_continuation_leaves_the_rest_of_the_pass_to_the_parent(void**) {
+  uvrt::runtime rt;
+  pid_t child = -1;
+  bool second_ran = false;
+  const auto at = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+  rt.sleep_until(at).then([&](uvrt::future<void>) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    child = fork();
+    if (child == 0) alarm(5);  // the child's watchdog
+  });
+  rt.sleep_until(at).then([&](uvrt::future<void>) { second_ran = true; });
+  test::watchdog dog("a fork inside a timer continuation", std::chrono::seconds(15));
+  const std::string outcome = refusal([&] { rt.run(); });
+  if (child == 0) _exit(second_ran ? 3 : 0);
+  int status = 0;
+  std::string child_end = "not forked";
+  if (child > 0) {
+    if (waitpid(child, &status, 0) != child) child_end = "waitpid failed";
+    else if (WIFEXITED(status)) child_end = "exited " + std::to_string(WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) child_end = "killed by signal " + std::to_string(WTERMSIG(status));
+  }
+  dog.disarm();
+
+  assert_string_equal(outcome.c_str(), "returned");
+  assert_true(second_ran);
+  assert_string_equal(child_end.c_str(), "exited 0");
+}
+
 }  // namespace
 
 int main() {
@@ -258,6 +293,7 @@ int main() {
       cmocka_unit_test(a_forked_child_does_not_take_the_parent_s_wake_ups),
       cmocka_unit_test(a_forked_child_with_nothing_in_flight_destroys_the_inherited_runtime),
       cmocka_unit_test(fork_inside_a_continuation_leaves_the_child_a_refusing_block_on),
+      cmocka_unit_test(fork_inside_a_timer_continuation_leaves_the_rest_of_the_pass_to_the_parent),
   };
   return cmocka_run_group_tests_name("fork", tests, nullptr, nullptr);
 }

@@ -52,9 +52,9 @@ job_core* make_sleep(core* c, std::uint64_t deadline, const char* what) {
 std::uint64_t deadline_after(std::chrono::nanoseconds d) noexcept { return saturating_add(clock_now(), d.count()); }
 
 std::uint64_t deadline_at(std::chrono::steady_clock::time_point t) noexcept {
-  const auto now = std::chrono::steady_clock::now();
-  if (t <= now) return clock_now();  // subtracting a far past t would overflow
-  return deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(t - now));
+  // The clock is steady_clock's (clock_now): t is the deadline itself, unless before the epoch.
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  return ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
 }
 
 void check_timeout(std::chrono::nanoseconds d, std::chrono::nanoseconds grace, const char* what) {

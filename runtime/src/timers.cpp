@@ -2,12 +2,20 @@
 #include "timers.hpp"
 
 #include <cassert>
+#include <chrono>
+#include <ratio>
+#include <type_traits>
 
 #include "core.hpp"
 
 namespace uvrt::detail {
 
-std::uint64_t clock_now() noexcept { return uv_hrtime(); }
+// steady_clock's count: CLOCK_MONOTONIC in nanoseconds, the clock of uv_hrtime() and of the loop's
+// milliseconds, so that sleep_until(t) is exactly t and equal time points fire in arming order.
+static_assert(std::is_same_v<std::chrono::steady_clock::period, std::nano>, "steady_clock counts nanoseconds");
+std::uint64_t clock_now() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
 
 void reserve_timer(core* c) { c->timers_.reserve(); }
 
@@ -96,7 +104,7 @@ void timers::on_clock(uv_timer_t* h) {
   if (c.inherited()) return;  // the application turns an inherited loop in a forked child
   timers& t = c.timers_;
   t.firing_ = true;
-  const std::uint64_t now = uv_hrtime();
+  const std::uint64_t now = clock_now();
   const std::uint64_t armed_before = t.next_seq_;
   // An entry armed by a fire in this pass (seq >= armed_before) waits for the next callback. A fire
   // may begin the teardown (torn_down_ is read each time) or fork (the child stops here).

@@ -3,7 +3,7 @@
 //
 // libuv's timers count whole milliseconds from the loop's cached clock, and libuv 1.44 runs a
 // timer restarted with a 0 timeout from inside its own callback again in the same pass, without
-// polling. So: an entry fires only once uv_hrtime() has reached its deadline (a clock that fired
+// polling. So: an entry fires only once clock_now() has reached its deadline (a clock that fired
 // early is re-armed for what is left), `clock` is re-armed from inside its callback with at least
 // 1 ms, and an entry armed while the callback runs waits for the next one: a task that sleeps 0 in
 // a loop cannot keep the loop from polling.
