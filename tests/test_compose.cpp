@@ -277,7 +277,7 @@ static void when_all_takes_a_cancelled_input_for_a_failure(void**) {
   assert_true(saw_stop.load());
 }
 
-// ENGINE BUG (reported with the tests-time branch): an input that is already settled with a
+// Regression (found by these tests, fixed in the engine): an input that is already settled with a
 // failure when when_all is called cancels the others at once (watch_op::watch runs settled(i) on
 // the settled inputs before parking on the pending ones). A pending sleep settles as cancelled
 // inside its cancel(); if it comes *before* the failed input, watch() has already passed over it,

@@ -52,9 +52,11 @@ job_core* make_sleep(core* c, std::uint64_t deadline, const char* what) {
 std::uint64_t deadline_after(std::chrono::nanoseconds d) noexcept { return saturating_add(clock_now(), d.count()); }
 
 std::uint64_t deadline_at(std::chrono::steady_clock::time_point t) noexcept {
-  // The clock is steady_clock's (clock_now): t is the deadline itself, unless before the epoch.
+  // The clock is steady_clock's (clock_now): a future t is the deadline itself, so sleeps until one
+  // time point fire in arming order; a past one is now, so that past and zero sleeps do too.
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  return ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
+  const std::uint64_t now = clock_now();
+  return ns > 0 && static_cast<std::uint64_t>(ns) > now ? static_cast<std::uint64_t>(ns) : now;
 }
 
 void check_timeout(std::chrono::nanoseconds d, std::chrono::nanoseconds grace, const char* what) {
