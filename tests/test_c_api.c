@@ -10,8 +10,8 @@
  * running on memory that is gone, and the next test starts with an idle pool. Jobs are held on
  * the pool by the fixture's gate or until uvrt_job_stop_requested says 1 (or by the gate only,
  * or for a fixed spin, for the timeout cases); the test thread waits for them through counters the
- * workers raise, or lets the loop tell (uvrt_runtime_run returns once nothing is pending, and
- * UV_RUN_ONCE waits for the runtime's timer). Nothing sleeps. Asserts run on the test thread only: workers record
+ * workers raise, or lets the loop tell (uvrt_runtime_run returns once nothing is pending), or
+ * turns it without waiting until a timeout's done callback has run. Nothing sleeps. Asserts run on the test thread only: workers record
  * what they saw in atomics, done callbacks (on the test thread) in plain fields.
  *
  * The pool is process-wide and the first runtime sizes it: every test uses default options except
@@ -1536,11 +1536,12 @@ static int submit_timed(struct call* c, uint64_t timeout_ms, uint64_t grace_ms, 
   return uvrt_job_submit_ex(c->rt, &c->handle, work, done, c, &options);
 }
 
-/* Turns the runtime's loop one turn at a time (UV_RUN_ONCE waits for the runtime's timer) until
- * c's done callback has run. */
+/* Turns the runtime's loop, without waiting, until c's done callback has run. Not UV_RUN_ONCE:
+ * a turn that finds the timer due at its start calls done there, then waits in its poll for the
+ * next event, which a job held at the closed gate never sends. */
 static void turn_until_done(struct fixture* fx, struct call* c, const char* what) {
   arm_watchdog(what);
-  while (c->done_calls == 0) uv_run(uvrt_runtime_loop(fx->rt), UV_RUN_ONCE);
+  while (c->done_calls == 0) uv_run(uvrt_runtime_loop(fx->rt), UV_RUN_NOWAIT);
   disarm_watchdog();
 }
 

@@ -14,12 +14,14 @@
 //                                  outcome is dropped when the work returns
 // The teardown fires every entry early: the timer is dropped and the job follows the teardown's
 // rules (an expired timeout still makes its status UVRT_ETIMEDOUT).
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <limits>
 #include <new>
 #include <thread>
+#include <type_traits>
 
 #include "drive.hpp"
 #include "handles.hpp"
@@ -42,20 +44,23 @@ std::size_t block_size(bool limited, bool timed) noexcept {
   return (limited ? uvrt::detail::limiter_prefix : 0) + sizeof(uvrt_job_s) + (timed ? sizeof(c_timeout) : 0);
 }
 
+static_assert(std::is_trivially_destructible_v<c_timeout>, "release does not destroy a job's c_timeout");
+
 void release(job_core* j) noexcept {
   if (j->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   uvrt_job_s* job = handle_of(j);
   void* const block = uvrt::detail::block_of(j);  // read before the job is destroyed
-  const bool timed = job->timed;
-  const std::size_t size = block_size(j->flags & uvrt::detail::flag_limited, timed);
+  // Any size of the block's class will do (job.hpp): the class was stored at submission.
+  const std::size_t size = uvrt::detail::block_class_size(j->size_class);
   uvrt::c_api::free_message(job);
-  if (timed) timeout_of(job)->~c_timeout();
   job->~uvrt_job_s();
   uvrt::detail::free_block(block, size);
 }
 
-// Calls the done callback, on the loop thread, with the job settled.
-void call_done(uvrt_job_s* job, uvrt::detail::core* core, int status, void* result) noexcept {
+// Calls the done callback, on the loop thread, with the job settled. Inlined into finish, on
+// every job's path.
+[[gnu::always_inline]] inline void call_done(uvrt_job_s* job, uvrt::detail::core* core, int status,
+                                             void* result) noexcept {
   if (!job->done) return;
   uvrt::detail::callback_scope scope(*core);
   try {
@@ -129,29 +134,45 @@ void run(job_core* j) noexcept {
   uvrt::detail::exchange_worker_core(previous);
 }
 
-// On the loop thread, in the job's slice: publishes the settlement, then calls done.
-void finish(job_core* j) noexcept {
+// finish for a job with a timeout, out of the common path.
+[[gnu::noinline, gnu::cold]] void finish_timed(job_core* j) noexcept {
   uvrt_job_s* job = handle_of(j);
   uvrt::detail::core* core = j->owner;
-  if (j->flags & uvrt::detail::flag_abandoned) [[unlikely]] {
+  if (j->flags & uvrt::detail::flag_abandoned) {
     // Its done callback got UVRT_ETIMEDOUT already: the late outcome is dropped.
     uvrt::detail::complete(j);
     release(j);
     return;
   }
-  bool timed_out = false;
-  if (job->timed) [[unlikely]] {
-    c_timeout* t = timeout_of(job);
-    uvrt::detail::disarm(core, t);
-    timed_out = t->expired;
-  }
-  if (timed_out) [[unlikely]] {
+  c_timeout* t = timeout_of(job);
+  uvrt::detail::disarm(core, t);
+  if (t->expired) {
     // Cancelled by its timeout, or returned after it (in the grace period): what the work
     // function returned, if it ran, is dropped.
     job->status = UVRT_ETIMEDOUT;
     job->result = nullptr;
     uvrt::c_api::free_message(job);
   } else if (j->flags & uvrt::detail::flag_never_ran) {
+    job->status = UVRT_ECANCELED;
+    job->result = nullptr;
+  }
+  uvrt::detail::complete(j);
+  call_done(job, core, job->status, job->result);
+  release(j);
+}
+
+// On the loop thread, in the job's slice: publishes the settlement, then calls done.
+void finish(job_core* j) noexcept {
+  uvrt_job_s* job = handle_of(j);
+  // Only a timeout abandons a C job (the C API has no shutdown and no cancel_mode::abandon), so
+  // a job without one pays a single test here.
+  assert(job->timed || !(j->flags & uvrt::detail::flag_abandoned));
+  if (job->timed) [[unlikely]] {
+    finish_timed(j);
+    return;
+  }
+  uvrt::detail::core* core = j->owner;
+  if (j->flags & uvrt::detail::flag_never_ran) {
     job->status = UVRT_ECANCELED;
     job->result = nullptr;
   }
@@ -177,8 +198,8 @@ struct job_options {
 };
 
 // What `options` asks for (all defaults for null), or UVRT_EINVAL for a struct of the wrong size.
+// Called for non-null options only.
 int read_job_options(const uvrt_job_options_t* options, job_options* out) noexcept {
-  if (!options) return 0;
   const std::size_t size = options->size;
   if (size == job_options_limiter_only) {
     // An older uvrt.h's struct: the fields it does not have are read as 0, and never touched.
@@ -205,11 +226,14 @@ int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work
   return uvrt_job_submit_ex(runtime, job, work, done, arg, nullptr);
 }
 
-int uvrt_job_submit_ex(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work, uvrt_done_cb done, void* arg,
-                       const uvrt_job_options_t* options) {
-  if (!runtime || !work) return UVRT_EINVAL;
-  job_options opts;
-  if (const int rc = read_job_options(options, &opts)) return rc;
+}  // extern "C"
+
+namespace {
+
+// uvrt_job_submit_ex once the options are read: inlined twice, so that a job submitted without
+// options gets this with the limiter and the timeout folded away.
+[[gnu::always_inline]] inline int submit_job(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
+                                             uvrt_done_cb done, void* arg, const job_options& opts) {
   uvrt_limiter_t* const limiter = opts.limiter;
   const bool timed = opts.timeout_ms != 0;
   uvrt::detail::core* core = runtime->core;
@@ -260,6 +284,24 @@ int uvrt_job_submit_ex(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb w
   uvrt::detail::submit(core, &j->job);
   if (job) *job = j;
   return 0;
+}
+
+[[gnu::noinline]] int submit_with_options(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
+                                          uvrt_done_cb done, void* arg, const uvrt_job_options_t* options) {
+  job_options opts;
+  if (const int rc = read_job_options(options, &opts)) return rc;
+  return submit_job(runtime, job, work, done, arg, opts);
+}
+
+}  // namespace
+
+extern "C" {
+
+int uvrt_job_submit_ex(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work, uvrt_done_cb done, void* arg,
+                       const uvrt_job_options_t* options) {
+  if (!runtime || !work) return UVRT_EINVAL;
+  if (options) return submit_with_options(runtime, job, work, done, arg, options);
+  return submit_job(runtime, job, work, done, arg, job_options{});
 }
 
 int uvrt_job_cancel(uvrt_job_t* job) {
