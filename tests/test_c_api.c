@@ -1,16 +1,17 @@
 /* The C API (<uvrt.h>), from C: a job's result and failure message reaching its done callback,
  * cancel before start and cooperative stop, handle release, teardown with work in flight,
  * re-entrant destroy and run, calls from the wrong thread, embedding in an application's loop,
- * limiters, a bounded queue (max_queued), runtime stats, error names, pool size and reserved
- * thread options and NULL arguments.
+ * limiters, a bounded queue (max_queued), job timeouts with and without a grace period, runtime
+ * stats, error names, pool size and reserved thread options and NULL arguments.
  *
  * Every test keeps its state in a heap fixture that cmocka's teardown ends in order, also after a
  * failed assert (which longjmps out of the test): open the gate holding jobs, destroy the runtime
  * (which waits for every job), release the handles still held, free. So no job is ever left
  * running on memory that is gone, and the next test starts with an idle pool. Jobs are held on
- * the pool by the fixture's gate or until uvrt_job_stop_requested says 1; the test thread waits
- * for them through counters the workers raise, or lets the loop tell (uvrt_runtime_run returns
- * once nothing is pending). Nothing sleeps. Asserts run on the test thread only: workers record
+ * the pool by the fixture's gate or until uvrt_job_stop_requested says 1 (or by the gate only,
+ * or for a fixed spin, for the timeout cases); the test thread waits for them through counters the
+ * workers raise, or lets the loop tell (uvrt_runtime_run returns once nothing is pending), or
+ * turns it without waiting until a timeout's done callback has run. Nothing sleeps. Asserts run on the test thread only: workers record
  * what they saw in atomics, done callbacks (on the test thread) in plain fields.
  *
  * The pool is process-wide and the first runtime sizes it: every test uses default options except
@@ -74,6 +75,8 @@ struct call {
   const char* work_message; /* ...through uvrt_job_fail(job, work_status, message) if set */
   bool clear_message;  /* then uvrt_job_fail(job, work_status, NULL) */
   bool hold;           /* wait until the fixture's gate opens or a stop is requested */
+  bool ignore_stop;    /* hold: wait for the gate only */
+  long spin_ns;        /* then spin this long, whatever is requested */
   bool probe;          /* try the loop-thread-only calls from the worker */
   uvrt_job_t* other;   /* probe: a job running elsewhere, for uvrt_job_fail */
   int done_actions;
@@ -98,6 +101,9 @@ struct call {
   bool done_message_null;
   char done_message[64];
   int stop_requested_in_done;
+  int finished_in_done; /* fx->finished when done ran */
+  long done_after_ns;   /* from submitted_at to the done call */
+  struct timespec submitted_at; /* set by the test, for done_after_ns */
   int cancel_in_done, fail_in_done, release_in_done, submit_in_done, run_in_done, destroy_in_done;
   bool message_after_release_null;
   char message_after_release[64];
@@ -131,6 +137,8 @@ static void copy_message(const char* m, bool* is_null, char* out, size_t size) {
   snprintf(out, size, "%s", m ? m : "");
 }
 
+static void spend(long ns);
+
 static int work(uvrt_job_t* job, void* arg, void** result) {
   struct call* c = arg;
   struct fixture* fx = c->fx;
@@ -150,8 +158,9 @@ static int work(uvrt_job_t* job, void* arg, void** result) {
   }
   if (c->hold) {
     atomic_fetch_add(&fx->started, 1);
-    while (!atomic_load(&fx->gate_open) && !uvrt_job_stop_requested(job)) sched_yield();
+    while (!atomic_load(&fx->gate_open) && (c->ignore_stop || !uvrt_job_stop_requested(job))) sched_yield();
   }
+  if (c->spin_ns) spend(c->spin_ns);
   atomic_store(&c->saw_stop, uvrt_job_stop_requested(job));
   *result = &c->payload;
   int rc = c->work_status;
@@ -185,6 +194,12 @@ static void done(uvrt_job_t* job, int status, void* result, void* arg) {
   c->done_on_test_thread = pthread_equal(pthread_self(), c->fx->test_thread);
   copy_message(uvrt_job_message(job), &c->done_message_null, c->done_message, sizeof c->done_message);
   c->stop_requested_in_done = uvrt_job_stop_requested(job);
+  c->finished_in_done = atomic_load(&c->fx->finished);
+  {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    c->done_after_ns = (now.tv_sec - c->submitted_at.tv_sec) * 1000000000L + (now.tv_nsec - c->submitted_at.tv_nsec);
+  }
   if (c->done_actions & DO_CANCEL) c->cancel_in_done = uvrt_job_cancel(job);
   if (c->done_actions & DO_FAIL) c->fail_in_done = uvrt_job_fail(job, UV_EIO, "from the done callback");
   if (c->done_actions & DO_RELEASE) {
@@ -1505,6 +1520,438 @@ static void runtime_stats_count_what_the_runtime_did(void** state) {
   assert_true(after.run.max_ns > 0);
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* Timeouts (uvrt_job_options_t.timeout_ms and grace_ms) */
+
+enum { MS = 1000000 };
+
+/* uvrt_job_submit_ex with a timeout (and a limiter, if not NULL); keeps the handle and notes the
+ * time for done_after_ns. */
+static int submit_timed(struct call* c, uint64_t timeout_ms, uint64_t grace_ms, uvrt_limiter_t* limiter) {
+  uvrt_job_options_t options = UVRT_JOB_OPTIONS_INIT;
+  options.limiter = limiter;
+  options.timeout_ms = timeout_ms;
+  options.grace_ms = grace_ms;
+  clock_gettime(CLOCK_MONOTONIC, &c->submitted_at);
+  return uvrt_job_submit_ex(c->rt, &c->handle, work, done, c, &options);
+}
+
+/* Turns the runtime's loop, without waiting, until c's done callback has run. Not UV_RUN_ONCE:
+ * a turn that finds the timer due at its start calls done there, then waits in its poll for the
+ * next event, which a job held at the closed gate never sends. */
+static void turn_until_done(struct fixture* fx, struct call* c, const char* what) {
+  arm_watchdog(what);
+  while (c->done_calls == 0) uv_run(uvrt_runtime_loop(fx->rt), UV_RUN_NOWAIT);
+  disarm_watchdog();
+}
+
+static long ns_since(const struct timespec* t0) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - t0->tv_sec) * 1000000000L + (now.tv_nsec - t0->tv_nsec);
+}
+
+static uvrt_runtime_stats_t stats_of(uvrt_runtime_t* rt) {
+  uvrt_runtime_stats_t s;
+  s.size = sizeof s;
+  assert_int_equal(uvrt_runtime_stats(rt, &s), 0);
+  return s;
+}
+
+/* The default options have no timeout, and UVRT_ETIMEDOUT is libuv's UV_ETIMEDOUT, named by
+ * uvrt and described as a job's timeout. */
+static void etimedout_is_libuvs_code_with_uvrts_name_and_description(void** state) {
+  (void)state;
+  const uvrt_job_options_t defaults = UVRT_JOB_OPTIONS_INIT;
+  assert_int_equal(defaults.size, sizeof defaults);
+  assert_null(defaults.limiter);
+  assert_int_equal(defaults.timeout_ms, 0);
+  assert_int_equal(defaults.grace_ms, 0);
+  assert_int_equal(UVRT_ETIMEDOUT, UV_ETIMEDOUT);
+  assert_string_equal(uvrt_err_name(UVRT_ETIMEDOUT), "UVRT_ETIMEDOUT");
+  assert_non_null(strstr(uvrt_strerror(UVRT_ETIMEDOUT), "timeout"));
+}
+
+/* A program built against the uvrt.h before timeout_ms passes the struct that ended with
+ * `limiter`, its size saying so: accepted, its limiter used, and nothing past it read (the first
+ * struct is on the heap, exactly that large: AddressSanitizer reports a read past it; the second
+ * sits in a larger buffer whose next bytes say "timeout 1 ms", which must not be obeyed by a job
+ * that runs 20 ms). A size between the old and the new struct is neither: UVRT_EINVAL. */
+static void job_options_of_the_uvrt_h_before_timeouts_are_accepted_and_read_no_further(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  assert_int_equal(uvrt_limiter_create(&fx->limiter, 1), 0);
+  struct options_before_timeouts {
+    size_t size;
+    uvrt_limiter_t* limiter;
+  };
+  const size_t old_size = offsetof(uvrt_job_options_t, limiter) + sizeof(uvrt_limiter_t*);
+  assert_int_equal(sizeof(struct options_before_timeouts), old_size);
+  assert_true(old_size < sizeof(uvrt_job_options_t));
+  struct options_before_timeouts* old = malloc(sizeof *old);
+  assert_non_null(old);
+  old->size = sizeof *old;
+  old->limiter = fx->limiter;
+  uvrt_job_options_t padded;
+  memset(&padded, 0, sizeof padded);
+  padded.size = old_size;
+  padded.timeout_ms = 1;
+
+  struct call* with_old = new_call(fx, fx->rt);
+  struct call* with_padded = new_call(fx, fx->rt);
+  with_padded->spin_ns = 20 * MS;
+  clock_gettime(CLOCK_MONOTONIC, &with_padded->submitted_at);
+  const int old_rc =
+      uvrt_job_submit_ex(fx->rt, &with_old->handle, work, done, with_old, (const uvrt_job_options_t*)(void*)old);
+  const size_t holding_token = uvrt_limiter_borrowed(fx->limiter) + uvrt_limiter_waiting(fx->limiter);
+  const int padded_rc = uvrt_job_submit_ex(fx->rt, &with_padded->handle, work, done, with_padded, &padded);
+  struct call* refused = new_call(fx, fx->rt);
+  refused->handle = SENTINEL;
+  uvrt_job_options_t between = UVRT_JOB_OPTIONS_INIT;
+  between.size = old_size + sizeof(uint64_t);
+  const int between_rc = uvrt_job_submit_ex(fx->rt, &refused->handle, work, done, refused, &between);
+  free(old);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(old_rc, 0);
+  assert_int_equal(holding_token, 1);
+  assert_int_equal(padded_rc, 0);
+  assert_int_equal(between_rc, UVRT_EINVAL);
+  assert_ptr_equal(refused->handle, SENTINEL);
+  assert_int_equal(refused->done_calls, 0);
+  assert_int_equal(with_old->done_calls, 1);
+  assert_int_equal(with_old->done_status, 0);
+  assert_ptr_equal(with_old->done_result, &with_old->payload);
+  assert_int_equal(with_padded->done_calls, 1);
+  assert_int_equal(with_padded->done_status, 0);
+  assert_ptr_equal(with_padded->done_result, &with_padded->payload);
+  assert_true(with_padded->done_after_ns >= 20 * MS);
+  assert_int_equal(with_padded->stop_requested_in_done, 0);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+}
+
+/* With every pool thread busy, a queued job whose timeout expires is cancelled: it never runs,
+ * and its done callback gets UVRT_ETIMEDOUT and no result, not before the timeout and not at the
+ * end of its grace period (a job that never ran has nothing to wait for), while the jobs ahead of
+ * it still run; no stop was requested; cancel returns UVRT_EALREADY from then on, also inside
+ * done. The stats count it as cancelled. */
+static void a_queued_job_whose_timeout_expires_never_runs_and_done_gets_etimedout(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* busy = fill_pool(fx);
+  struct call* c = new_call(fx, fx->rt);
+  c->done_actions = DO_CANCEL;
+  assert_int_equal(submit_timed(c, 5, 5000, NULL), 0);
+  turn_until_done(fx, c, "a queued job's timeout did not call done");
+  int busy_done = 0;
+  for (int i = 0; i < fx->pool; ++i) busy_done += busy[i].done_calls;
+  const int cancel_rc = uvrt_job_cancel(c->handle);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  const uvrt_runtime_stats_t s = stats_of(fx->rt);
+
+  assert_int_equal(busy_done, 0);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ETIMEDOUT);
+  assert_null(c->done_result);
+  assert_int_equal(atomic_load(&c->runs), 0);
+  assert_true(c->done_after_ns >= 5 * MS);
+  assert_true(c->done_after_ns < 5000L * MS);
+  assert_true(c->done_message_null);
+  assert_int_equal(c->stop_requested_in_done, 0);
+  assert_int_equal(c->cancel_in_done, UVRT_EALREADY);
+  assert_int_equal(cancel_rc, UVRT_EALREADY);
+  assert_null(uvrt_job_message(c->handle));
+  for (int i = 0; i < fx->pool; ++i) {
+    assert_int_equal(busy[i].done_calls, 1);
+    assert_int_equal(busy[i].done_status, 0);
+  }
+  assert_int_equal(s.settled, (uint64_t)fx->pool + 1);
+  assert_int_equal(s.cancelled, 1);
+  assert_int_equal(s.abandoned, 0);
+}
+
+/* A job waiting for its limiter's token when its timeout expires leaves the limiter's line, never
+ * runs, and its done callback gets UVRT_ETIMEDOUT; the job holding the token is unaffected. */
+static void a_job_waiting_for_a_token_whose_timeout_expires_never_runs_and_done_gets_etimedout(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* holder = hold_the_only_token(fx);
+  struct call* waiter = new_call(fx, fx->rt);
+  assert_int_equal(submit_timed(waiter, 5, 0, fx->limiter), 0);
+  const size_t waiting_before = uvrt_limiter_waiting(fx->limiter);
+  turn_until_done(fx, waiter, "a timeout of a job waiting for a token did not call done");
+  const size_t waiting_after = uvrt_limiter_waiting(fx->limiter);
+  const int holder_done = holder->done_calls;
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(waiting_before, 1);
+  assert_int_equal(waiting_after, 0);
+  assert_int_equal(holder_done, 0);
+  assert_int_equal(waiter->done_calls, 1);
+  assert_int_equal(waiter->done_status, UVRT_ETIMEDOUT);
+  assert_null(waiter->done_result);
+  assert_int_equal(atomic_load(&waiter->runs), 0);
+  assert_true(waiter->done_after_ns >= 5 * MS);
+  assert_int_equal(holder->done_calls, 1);
+  assert_int_equal(holder->done_status, 0);
+  assert_int_equal(atomic_load(&holder->saw_stop), 0);
+  assert_int_equal(uvrt_limiter_borrowed(fx->limiter), 0);
+}
+
+/* A running job whose timeout expires (grace 0) is asked to stop: its work function sees
+ * uvrt_job_stop_requested() return 1 and leaves; done gets UVRT_ETIMEDOUT and no result,
+ * never before the timeout, and the message the work function recorded is dropped with its
+ * outcome. */
+static void a_running_job_whose_timeout_expires_is_asked_to_stop_and_done_gets_etimedout(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  c->work_status = UVRT_ECANCELED;
+  c->work_message = "stopped";
+  assert_int_equal(submit_timed(c, 5, 0, NULL), 0);
+  assert_true(wait_for(&fx->started, 1));
+  const int stop_before = uvrt_job_stop_requested(c->handle);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(stop_before, 0);
+  assert_int_equal(atomic_load(&c->runs), 1);
+  assert_int_equal(atomic_load(&c->saw_stop), 1);
+  assert_int_equal(atomic_load(&c->fail_rc), UVRT_ECANCELED);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ETIMEDOUT);
+  assert_null(c->done_result);
+  assert_true(c->done_after_ns >= 5 * MS);
+  assert_int_equal(c->stop_requested_in_done, 1);
+  assert_true(c->done_message_null);
+  assert_null(uvrt_job_message(c->handle));
+  assert_int_equal(uvrt_job_stop_requested(c->handle), 1);
+  assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
+}
+
+/* Grace 0 and a work function that ignores the stop request: done gets UVRT_ETIMEDOUT at the
+ * timeout while the work still runs (from the loop, where destroy is UVRT_EBUSY and cancel
+ * UVRT_EALREADY); the handle stays valid, cancel stays UVRT_EALREADY and the message NULL. The
+ * stats count the job as settled (abandoned) at once. When the work returns later, with a code,
+ * a message and a result, its outcome is dropped: done is not called again, and run returns only
+ * once the work has returned. */
+static void with_grace_0_done_gets_etimedout_at_once_and_the_late_outcome_is_dropped(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  c->ignore_stop = true;
+  c->work_status = -7003;
+  c->work_message = "too late";
+  c->done_actions = DO_CANCEL | DO_DESTROY;
+  assert_int_equal(submit_timed(c, 5, 0, NULL), 0);
+  assert_true(wait_for(&fx->started, 1));
+  turn_until_done(fx, c, "grace 0: the timeout did not call done");
+  const int cancel_rc = uvrt_job_cancel(c->handle);
+  const bool message_null = uvrt_job_message(c->handle) == NULL;
+  const int stop = uvrt_job_stop_requested(c->handle);
+  const uvrt_runtime_stats_t early = stats_of(fx->rt);
+  const int finished_before_gate = atomic_load(&fx->finished);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  const int finished_after_run = atomic_load(&fx->finished);
+  const uvrt_runtime_stats_t late = stats_of(fx->rt);
+
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ETIMEDOUT);
+  assert_null(c->done_result);
+  assert_true(c->done_after_ns >= 5 * MS);
+  assert_int_equal(c->finished_in_done, 0);
+  assert_int_equal(finished_before_gate, 0);
+  assert_int_equal(c->stop_requested_in_done, 1);
+  assert_true(c->done_message_null);
+  assert_int_equal(c->cancel_in_done, UVRT_EALREADY);
+  assert_int_equal(c->destroy_in_done, UVRT_EBUSY);
+  assert_int_equal(cancel_rc, UVRT_EALREADY);
+  assert_true(message_null);
+  assert_int_equal(stop, 1);
+  assert_int_equal(early.submitted, 1);
+  assert_int_equal(early.settled, 1);
+  assert_int_equal(early.abandoned, 1);
+  assert_int_equal(early.cancelled, 0);
+  assert_int_equal(early.running + early.queued, 0);
+  assert_int_equal(finished_after_run, 1);
+  assert_int_equal(atomic_load(&c->fail_rc), -7003);
+  assert_null(uvrt_job_message(c->handle));
+  assert_int_equal(uvrt_job_cancel(c->handle), UVRT_EALREADY);
+  assert_int_equal(late.settled, 1);
+  assert_int_equal(late.abandoned, 1);
+  assert_int_equal(late.running + late.queued, 0);
+}
+
+/* With a grace period, a running job asked to stop at its timeout that returns within the grace
+ * period: done gets UVRT_ETIMEDOUT (its result dropped) when it returns, not at the end of the
+ * grace period. */
+static void with_grace_done_gets_etimedout_when_the_stopped_work_returns(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  assert_int_equal(submit_timed(c, 5, 5000, NULL), 0);
+  assert_true(wait_for(&fx->started, 1));
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  const uvrt_runtime_stats_t s = stats_of(fx->rt);
+
+  assert_int_equal(atomic_load(&c->saw_stop), 1);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ETIMEDOUT);
+  assert_null(c->done_result);
+  assert_int_equal(c->finished_in_done, 1);
+  assert_true(c->done_after_ns >= 5 * MS);
+  assert_true(c->done_after_ns < 5000L * MS);
+  assert_int_equal(c->stop_requested_in_done, 1);
+  assert_int_equal(s.settled, 1);
+  assert_int_equal(s.abandoned, 0);
+}
+
+/* With a grace period and a work function that ignores the stop request: done gets
+ * UVRT_ETIMEDOUT at timeout + grace while the work still runs; done may release the handle then,
+ * and the job lives on until its work returns (whose outcome is dropped, done not called again). */
+static void with_grace_done_gets_etimedout_at_its_end_if_the_work_still_runs(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  c->ignore_stop = true;
+  c->done_actions = DO_RELEASE;
+  assert_int_equal(submit_timed(c, 5, 20, NULL), 0);
+  assert_true(wait_for(&fx->started, 1));
+  turn_until_done(fx, c, "the end of a grace period did not call done");
+  const int finished_before_gate = atomic_load(&fx->finished);
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ETIMEDOUT);
+  assert_null(c->done_result);
+  assert_true(c->done_after_ns >= 25 * MS);
+  assert_int_equal(c->finished_in_done, 0);
+  assert_int_equal(finished_before_gate, 0);
+  assert_int_equal(c->stop_requested_in_done, 1);
+  assert_int_equal(c->release_in_done, 0);
+  assert_null(c->handle);
+  assert_true(c->message_after_release_null);
+  assert_int_equal(atomic_load(&fx->finished), 1);
+}
+
+/* A job whose work returns before its timeout gets its own outcome (code, message, result), and
+ * the timer goes with it: run returns at once instead of waiting for the 60 s deadline, and no
+ * stop is requested. */
+static void a_job_that_returns_before_its_timeout_gets_its_own_outcome(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* failing = new_call(fx, fx->rt);
+  failing->work_status = -7004;
+  failing->work_message = "in time";
+  struct call* ok = new_call(fx, fx->rt);
+  assert_int_equal(submit_timed(failing, 60000, 0, NULL), 0);
+  assert_int_equal(submit_timed(ok, 60000, 60000, NULL), 0);
+  arm_watchdog("a settled job's timeout kept the loop");
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+  disarm_watchdog();
+
+  assert_int_equal(failing->done_calls, 1);
+  assert_int_equal(failing->done_status, -7004);
+  assert_ptr_equal(failing->done_result, &failing->payload);
+  assert_string_equal(failing->done_message, "in time");
+  assert_int_equal(failing->stop_requested_in_done, 0);
+  assert_int_equal(ok->done_calls, 1);
+  assert_int_equal(ok->done_status, 0);
+  assert_ptr_equal(ok->done_result, &ok->payload);
+  assert_int_equal(ok->stop_requested_in_done, 0);
+  assert_true(ok->done_after_ns < 5000L * MS);
+}
+
+/* A queued job cancelled before its timeout gets UVRT_ECANCELED, and its timeout, had it stayed,
+ * changes nothing: done runs once, and the loop turned past the deadline. */
+static void a_job_cancelled_before_its_timeout_gets_ecanceled(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  (void)fill_pool(fx);
+  struct call* c = new_call(fx, fx->rt);
+  assert_int_equal(submit_timed(c, 5, 0, NULL), 0);
+  const int rc = uvrt_job_cancel(c->handle);
+  turn_until_done(fx, c, "a cancelled timed job did not settle");
+  arm_watchdog("turning the loop past a dropped deadline");
+  while (ns_since(&c->submitted_at) < 10 * MS) uv_run(uvrt_runtime_loop(fx->rt), UV_RUN_NOWAIT);
+  disarm_watchdog();
+  atomic_store(&fx->gate_open, true);
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(rc, 0);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ECANCELED);
+  assert_int_equal(atomic_load(&c->runs), 0);
+}
+
+/* Destroy with timeouts pending (10 s away) on running and queued jobs: the timers are dropped
+ * and the jobs follow the teardown's rules: running ones see a stop request and get their own
+ * status and result, queued ones UVRT_ECANCELED; every done runs once, and destroy does not wait
+ * for the deadlines. */
+static void destroy_drops_pending_timeouts_and_follows_the_teardown_rules(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* running[64];
+  const int n = fx->pool < 64 ? fx->pool : 64;
+  for (int i = 0; i < n; ++i) {
+    running[i] = new_call(fx, fx->rt);
+    running[i]->hold = true;
+    assert_int_equal(submit_timed(running[i], 10000, 1000, NULL), 0);
+  }
+  assert_true(wait_for(&fx->started, n));
+  enum { QUEUED = 3 };
+  struct call* queued[QUEUED];
+  for (int i = 0; i < QUEUED; ++i) {
+    queued[i] = new_call(fx, fx->rt);
+    assert_int_equal(submit_timed(queued[i], 10000, i, NULL), 0);
+  }
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  const int rc = uvrt_runtime_destroy(fx->rt);
+  const long took = ns_since(&t0);
+  if (rc == 0) fx->rt = NULL;
+
+  assert_int_equal(rc, 0);
+  assert_true(took < 5000L * MS);
+  for (int i = 0; i < n; ++i) {
+    struct call* c = running[i];
+    assert_int_equal(c->done_calls, 1);
+    assert_int_equal(atomic_load(&c->saw_stop), 1);
+    assert_int_equal(c->done_status, 0);
+    assert_ptr_equal(c->done_result, &c->payload);
+    assert_int_equal(c->stop_requested_in_done, 1);
+  }
+  for (int i = 0; i < QUEUED; ++i) {
+    assert_int_equal(queued[i]->done_calls, 1);
+    assert_int_equal(queued[i]->done_status, UVRT_ECANCELED);
+    assert_int_equal(atomic_load(&queued[i]->runs), 0);
+  }
+}
+
+/* Destroy during a grace period (the timeout expired, the work was asked to stop and still takes
+ * 100 ms to return): destroy waits for the work like for any running job, and done gets
+ * UVRT_ETIMEDOUT once, after the work has returned. The loop is turned without waiting until the
+ * stop is requested: a turn that waited could wait for the work's return too. */
+static void destroy_during_a_grace_period_waits_for_the_work_and_done_gets_etimedout(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  c->spin_ns = 100 * MS;
+  assert_int_equal(submit_timed(c, 2, 10000, NULL), 0);
+  assert_true(wait_for(&fx->started, 1));
+  arm_watchdog("the timeout of a running job did not request a stop");
+  while (!uvrt_job_stop_requested(c->handle)) uv_run(uvrt_runtime_loop(fx->rt), UV_RUN_NOWAIT);
+  disarm_watchdog();
+  const int done_before = c->done_calls;
+  const int rc = uvrt_runtime_destroy(fx->rt);
+  if (rc == 0) fx->rt = NULL;
+
+  assert_int_equal(rc, 0);
+  assert_int_equal(done_before, 0);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ETIMEDOUT);
+  assert_null(c->done_result);
+  assert_int_equal(c->finished_in_done, 1);
+  assert_int_equal(atomic_load(&c->saw_stop), 1);
+}
+
 /* options.reserved_threads against the process's reservation, which the first runtime of this
  * process set: whatever the number, exactly one of UVRT_RESERVED_NONE, 1 .. pool - 1 is accepted
  * and the others are UVRT_EPOOLCONFLICT; 0 (no preference) is always accepted; the pool size or
@@ -1643,7 +2090,7 @@ enum { NCODES = sizeof uvrt_codes / sizeof uvrt_codes[0] };
  * "success" / "OK". */
 static void every_uvrt_code_has_a_distinct_description_and_name(void** state) {
   (void)state;
-  assert_int_equal(NCODES, 13); /* with UVRT_EQUEUEFULL */
+  assert_int_equal(NCODES, 14); /* with UVRT_EQUEUEFULL and UVRT_ETIMEDOUT */
   for (int i = 0; i < NCODES; ++i) {
     const char* text = uvrt_strerror(uvrt_codes[i].code);
     const char* name = uvrt_err_name(uvrt_codes[i].code);
@@ -1672,6 +2119,7 @@ static void every_uvrt_code_has_a_distinct_description_and_name(void** state) {
   assert_int_equal(UVRT_EBUSY, UV_EBUSY);
   assert_int_equal(UVRT_EALREADY, UV_EALREADY);
   assert_int_equal(UVRT_ENOMEM, UV_ENOMEM);
+  assert_int_equal(UVRT_ETIMEDOUT, UV_ETIMEDOUT);
 }
 
 /* libuv's codes get libuv's descriptions and names. */
@@ -2056,6 +2504,18 @@ int main(int argc, char** argv) {
       TEST(set_tokens_from_another_thread_starts_a_waiting_job),
       TEST(submit_beyond_max_queued_returns_equeuefull_and_never_calls_done),
       TEST(runtime_stats_count_what_the_runtime_did),
+      TEST(etimedout_is_libuvs_code_with_uvrts_name_and_description),
+      TEST(job_options_of_the_uvrt_h_before_timeouts_are_accepted_and_read_no_further),
+      TEST(a_queued_job_whose_timeout_expires_never_runs_and_done_gets_etimedout),
+      TEST(a_job_waiting_for_a_token_whose_timeout_expires_never_runs_and_done_gets_etimedout),
+      TEST(a_running_job_whose_timeout_expires_is_asked_to_stop_and_done_gets_etimedout),
+      TEST(with_grace_0_done_gets_etimedout_at_once_and_the_late_outcome_is_dropped),
+      TEST(with_grace_done_gets_etimedout_when_the_stopped_work_returns),
+      TEST(with_grace_done_gets_etimedout_at_its_end_if_the_work_still_runs),
+      TEST(a_job_that_returns_before_its_timeout_gets_its_own_outcome),
+      TEST(a_job_cancelled_before_its_timeout_gets_ecanceled),
+      TEST(destroy_drops_pending_timeouts_and_follows_the_teardown_rules),
+      TEST(destroy_during_a_grace_period_waits_for_the_work_and_done_gets_etimedout),
       TEST(reserved_threads_out_of_range_or_conflicting_is_refused),
       TEST(reserved_threads_set_by_the_first_runtime_in_a_fresh_process),
   };

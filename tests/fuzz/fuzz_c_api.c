@@ -6,7 +6,9 @@
  * function in the ordinary test suite, so every build checks it.
  *
  * The bytecode. The input is read one byte at a time; reading past its end gives 0. Each op is
- * one byte (op % N_OPS), then its operands. At most MAX_OPS ops run; then everything is torn
+ * one byte b, then its operands: ops 0 to 18 are b % 19, and an op added after those is the byte
+ * of its own number only (19: TIMEOUT), so that inputs written before it existed decode as they
+ * did (only a byte 19, which no committed input has as an op, changed its meaning). At most MAX_OPS ops run; then everything is torn
  * down and checked (see finish). A "runtime selector" picks one of the live runtimes, in creation
  * order (b % count), or NULL (b == 0xff, or none live); a "handle selector" likewise picks one
  * of the job handles the harness still holds, in submission order, or NULL.
@@ -72,6 +74,15 @@
  *                          (0, 1, 2, 4).
  *  18 STATS   rt how       uvrt_runtime_stats, how % 4: sizeof, a size too small (UVRT_EINVAL),
  *                          NULL stats (UVRT_EINVAL), a larger struct (its tail zeroed).
+ *  19 TIMEOUT lim t + SUBMIT's operands
+ *                          uvrt_job_submit_ex with a timeout: timeout_ms by t % 4 (1, 2, 5, 20),
+ *                          grace_ms by t / 4 % 4 (0, 1, 5, 50), and after its work kind's
+ *                          behaviour the work function spins t / 16 % 4 (0, 1, 5, 20) ms more,
+ *                          ignoring stop requests, so that some jobs outlive their timeout and
+ *                          grace period; t & 0x40: the options struct of the uvrt.h before
+ *                          timeouts (its size ends at `limiter`; the timeout bytes after it are
+ *                          set, and must not be read: no timeout); t & 0x80: no limiter, else the
+ *                          one lim picks (by SUBMITX's rule).
  *
  * What is checked: each return code against the ones the header documents for that call in that
  * situation (exactly, where the harness can know it; a set where timing decides, e.g. cancel of a
@@ -90,7 +101,13 @@
  * max_queued: a submit may be refused with UVRT_EQUEUEFULL only while at least max_queued of the
  * runtime's jobs have not started (an upper bound of those waiting). uvrt_runtime_stats: the
  * runtime's submissions counted exactly, settled and cancelled jobs within what the done
- * callbacks saw, the gauges within the jobs in flight, latencies ordered.
+ * callbacks saw, the gauges within the jobs in flight, latencies ordered. Timeouts: UVRT_ETIMEDOUT
+ * only for a job with a timeout, never before it (nor, for a job whose work still runs, before
+ * the end of its grace period), with no result and no message; then the work, if it ran, saw a
+ * stop request (if it never ran, nobody asked it to stop); a job whose done got UVRT_ETIMEDOUT
+ * while its work ran is not settled again when the work returns, still counts against its
+ * limiter until then, and the loop's run and destroy still wait for it; any other status follows
+ * the rules above (a timeout that did not expire changes nothing).
  *
  * Re-entry is guarded per loop, not per runtime: inside any done callback on a loop (of any
  * runtime on it, whether uvrt_runtime_run, destroy or the application's uv_run turns the loop),
@@ -148,7 +165,7 @@ enum {
 enum op {
   OP_CREATE, OP_SUBMIT, OP_CANCEL, OP_RELEASE, OP_UVRUN, OP_RUN, OP_DESTROY, OP_GATE, OP_WAIT,
   OP_QUERY, OP_HELPER, OP_ERRSTR, OP_POOL, OP_BURST, OP_TIMER, OP_LIMITER, OP_SUBMITX, OP_CREATEX,
-  OP_STATS, N_OPS
+  OP_STATS, N_OPS_BEFORE_TIMEOUT, OP_TIMEOUT = N_OPS_BEFORE_TIMEOUT, N_OPS
 };
 
 enum work_kind {
@@ -230,6 +247,10 @@ struct job {
   bool has_done;
   bool want_handle;
   bool slow_done;       /* done spins SLOW_DONE_NS, so that a burst overflows the slice */
+  uint64_t timeout_ms;  /* the timeout uvrt was given (0: none), and its grace period */
+  uint64_t grace_ms;
+  long slow_ns;         /* the work function spins this long at its end, ignoring stop requests */
+  struct timespec submitted_at; /* just before uvrt_job_submit_ex */
   /* The loop thread's view. */
   bool submitted;
   uvrt_job_t* handle;   /* as submit returned it (kept after release, for comparisons) */
@@ -428,8 +449,12 @@ static void push_loop(uv_loop_t* loop) {
 
 static void pop_loop(void) { --S.nactive; }
 
+/* The job's done callback got UVRT_ETIMEDOUT: its work may still run and write its fields. */
+static bool timed_out(const struct job* j) { return j->done_calls > 0 && j->status == UVRT_ETIMEDOUT; }
+
 /* What the job's message is once it has settled. */
 static const char* expected_message(const struct job* j) {
+  if (timed_out(j)) return NULL; /* dropped with the outcome */
   return atomic_load(&j->started) && j->has_message ? j->message : NULL;
 }
 
@@ -437,6 +462,8 @@ static const char* expected_message(const struct job* j) {
  * the harness holds the handle or the job's done callback runs (AddressSanitizer reports it if
  * it was freed sooner). */
 static void check_message(struct job* j, const char* got, const char* when) {
+  /* A job with a timeout and no done callback may have timed out unseen: no message then. */
+  if (got == NULL && j->timeout_ms != 0 && !j->has_done) return;
   const char* want = expected_message(j);
   if (!want) CHECK(got == NULL, "job %d %s: uvrt_job_message gave \"%s\", expected NULL", j->id, when, got);
   else CHECK(got && strcmp(got, want) == 0, "job %d %s: uvrt_job_message gave \"%s\", expected \"%s\"", j->id, when, got ? got : "(null)", want);
@@ -573,6 +600,11 @@ static int work(uvrt_job_t* job, void* arg, void** result) {
     default:
       CHECK(0, "work kind %d", j->kind);
   }
+  if (j->slow_ns) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (elapsed_ns(&t0) < j->slow_ns) sched_yield();
+  }
   j->work_result = res;
   atomic_store(&j->work_rc, rc);
   atomic_store(&j->finished, 1);
@@ -594,12 +626,13 @@ static size_t not_started(const struct rt_rec* r) {
   return n;
 }
 
-/* Jobs of the limiter that may hold or wait for one of its tokens. */
+/* Jobs of the limiter that may hold or wait for one of its tokens: a job whose done got
+ * UVRT_ETIMEDOUT holds its token until its work has returned and its loop took it back. */
 static size_t lim_in_use(const struct lim_rec* l) {
   size_t n = 0;
   for (int i = 0; i < S.njobs; ++i) {
     const struct job* j = &S.jobs[i];
-    n += j->lim == l && j->submitted && j->done_calls == 0 && !j->settled_known;
+    n += j->lim == l && j->submitted && (j->done_calls == 0 || timed_out(j)) && !j->settled_known;
   }
   return n;
 }
@@ -612,7 +645,9 @@ static bool lim_surely_busy(const struct lim_rec* l) {
     if (j->lim != l || !j->submitted || j->done_calls > 0 || j->settled_known) continue;
     if (!j->rt->live || j->rt->closing) continue;
     const bool started = atomic_load(&j->started), finished = atomic_load(&j->finished);
-    if ((started && !finished) || (!started && !j->cancel0)) return true;
+    if (started && !finished) return true;
+    /* A timeout may have cancelled it on a turn whose slice ended before its done callback. */
+    if (!started && !j->cancel0 && j->timeout_ms == 0) return true;
   }
   return false;
 }
@@ -624,10 +659,18 @@ static struct lim_rec* pick_lim(uint8_t b) {
   return b == 0xff || n == 0 ? NULL : &S.lims[live[b % n]];
 }
 
+/* A TIMEOUT op's job: its timeout, grace period and the time its work function spins at its end. */
+struct timing {
+  uint64_t timeout_ms, grace_ms;
+  long slow_ns;
+  bool old_struct; /* the options struct of the uvrt.h before timeouts: the timeout is not read */
+};
+
 /* `how`: -1 uvrt_job_submit; else uvrt_job_submit_ex with options as SUBMITX's how % 6 says, and
- * the limiter `l` where they name one. */
+ * the limiter `l` where they name one; 6: with the timeout `tm` (a TIMEOUT op). */
 static void submit_job(struct rt_rec* r, int kind, int code, uint8_t flags, uint8_t actions, uint8_t p_job,
-                       uint8_t p_rt, uint8_t p_child, int generation, int how, struct lim_rec* l) {
+                       uint8_t p_rt, uint8_t p_child, int generation, int how, struct lim_rec* l,
+                       const struct timing* tm) {
   if (S.njobs >= MAX_JOBS) return;
   struct job* j = &S.jobs[S.njobs++];
   j->id = S.njobs - 1;
@@ -650,6 +693,13 @@ static void submit_job(struct rt_rec* r, int kind, int code, uint8_t flags, uint
     case 3: big.options.size = sizeof big.options - 1; bad_options = true; break;
     case 4: big.options.size = sizeof big; break;
     case 5: big.options.size = sizeof big; big.tail = 1; bad_options = true; break;
+    case 6:
+      big.options.timeout_ms = tm->timeout_ms;
+      big.options.grace_ms = tm->grace_ms;
+      if (tm->old_struct) big.options.size = offsetof(uvrt_job_options_t, limiter) + sizeof(uvrt_limiter_t*);
+      else j->timeout_ms = tm->timeout_ms, j->grace_ms = tm->grace_ms;
+      j->slow_ns = tm->slow_ns;
+      break;
     case 2: break;
     default: l = NULL; break; /* NULL options */
   }
@@ -679,15 +729,19 @@ static void submit_job(struct rt_rec* r, int kind, int code, uint8_t flags, uint
   uvrt_job_t* h = SENTINEL_JOB;
   /* Nothing else changes a limiter's line meanwhile: its tokens come back as loops turn. */
   const size_t waiting_before = l ? uvrt_limiter_waiting(l->lim) : 0;
+  clock_gettime(CLOCK_MONOTONIC, &j->submitted_at);
   ++S.api_depth;
   const int rc = how < 0 ? uvrt_job_submit(j->runtime, j->want_handle ? &h : NULL, null_work ? NULL : work,
                                            j->has_done ? on_done : NULL, j)
                          : uvrt_job_submit_ex(j->runtime, j->want_handle ? &h : NULL, null_work ? NULL : work,
                                               j->has_done ? on_done : NULL, j, options);
   --S.api_depth;
-  tracef("submit%s job %d to rt %d: work %d code %d flags %d actions 0x%x gen %d, options %d limiter %d: %s",
+  tracef("submit%s job %d to rt %d: work %d code %d flags %d actions 0x%x gen %d, options %d limiter %d%s: %s",
          how < 0 ? "" : "_ex", j->id, r ? r->id : -1, kind, code, flags, actions, generation, how, l ? l->id : -1,
-         uvrt_err_name(rc));
+         how != 6 ? "" : tm->old_struct ? " (old struct: no timeout)" : ", with a timeout", uvrt_err_name(rc));
+  if (how == 6)
+    tracef("  timeout %llu ms, grace %llu ms, work spins %ld ms more", (unsigned long long)tm->timeout_ms,
+           (unsigned long long)tm->grace_ms, tm->slow_ns / 1000000);
   expect_rc(how < 0 ? "uvrt_job_submit" : "uvrt_job_submit_ex", rc, &ok);
   if (rc != 0) {
     CHECK(h == SENTINEL_JOB, "a refused submit wrote *job");
@@ -769,6 +823,7 @@ static void query_job(struct job* j) {
   const int stop = uvrt_job_stop_requested(h);
   if (!j) CHECK(stop == 0, "uvrt_job_stop_requested(NULL) gave %d", stop);
   else if (j->cancel_busy) CHECK(stop == 1, "job %d: no stop request after cancel gave UVRT_EBUSY", j->id);
+  else if (j->timeout_ms != 0) CHECK(stop == 0 || stop == 1, "uvrt_job_stop_requested gave %d", stop); /* its timeout may have */
   else if (!j->unsettled_at_destroy) CHECK(stop == 0, "job %d: a stop request nobody made", j->id);
   else if (j->has_done) /* destroy cancelled it if queued, asked it to stop if running */
     CHECK(stop == atomic_load(&j->started), "job %d: stop requested %d after destroy began, but it %s", j->id, stop,
@@ -892,7 +947,19 @@ static void on_done(uvrt_job_t* job, int status, void* result, void* arg) {
   j->status = status;
   j->result = result;
 
-  if (!ran) {
+  if (status == UVRT_ETIMEDOUT && j->timeout_ms != 0) {
+    /* Given up on: the work function may still run (or, taken by a carrier, not have started
+     * yet), so nothing it writes is read here. */
+    const bool finished = atomic_load(&j->finished);
+    const long after = elapsed_ns(&j->submitted_at);
+    CHECK(after >= (long)j->timeout_ms * 1000000L, "job %d: UVRT_ETIMEDOUT %ld ns after submission, before its %llu ms timeout",
+          j->id, after, (unsigned long long)j->timeout_ms);
+    if (ran && !finished)
+      CHECK(after >= (long)(j->timeout_ms + j->grace_ms) * 1000000L,
+            "job %d: UVRT_ETIMEDOUT while its work runs, %ld ns after submission, before the end of its grace period (%llu + %llu ms)",
+            j->id, after, (unsigned long long)j->timeout_ms, (unsigned long long)j->grace_ms);
+    CHECK(result == NULL, "job %d: UVRT_ETIMEDOUT with a result", j->id);
+  } else if (!ran) {
     CHECK(status == UVRT_ECANCELED, "job %d never ran, but done got %d", j->id, status);
     CHECK(result == NULL, "job %d never ran, but done got a result", j->id);
     CHECK(j->cancel0 || j->rt->closing, "job %d never ran, but it was neither cancelled nor its runtime destroyed", j->id);
@@ -906,9 +973,10 @@ static void on_done(uvrt_job_t* job, int status, void* result, void* arg) {
   }
   check_message(j, uvrt_job_message(job), "in done");
   const int stop = uvrt_job_stop_requested(job);
-  if (j->cancel_busy || (j->unsettled_at_destroy && ran))
-    CHECK(stop == 1, "job %d: no stop request in done after %s", j->id, j->cancel_busy ? "cancel gave UVRT_EBUSY" : "destroy while it ran");
-  else if (!j->unsettled_at_destroy)
+  if (j->cancel_busy || (j->unsettled_at_destroy && ran) || (timed_out(j) && ran))
+    CHECK(stop == 1, "job %d: no stop request in done after %s", j->id,
+          j->cancel_busy ? "cancel gave UVRT_EBUSY" : timed_out(j) ? "its timeout while it ran" : "destroy while it ran");
+  else if (!j->unsettled_at_destroy && !timed_out(j))
     CHECK(stop == 0, "job %d: a stop request nobody made", j->id);
 
   if (j->slow_done) {
@@ -944,7 +1012,7 @@ static void on_done(uvrt_job_t* job, int status, void* result, void* arg) {
     uint8_t child = child_actions[j->p_child >> 4];
     if (j->generation + 1 >= MAX_GENERATION) child &= (uint8_t)~D_SUBMIT;
     submit_job(done_target(j), (j->p_child & 15) % N_WORK, work_codes[j->p_child % 12], 0, child, j->p_job,
-               0, (uint8_t)(j->p_child * 7 + 3), j->generation + 1, j->lim ? 2 : -1, j->lim);
+               0, (uint8_t)(j->p_child * 7 + 3), j->generation + 1, j->lim ? 2 : -1, j->lim, NULL);
   }
   if (a & D_RUN) run_runtime(done_target(j));
   if (a & D_DESTROY) destroy_runtime(done_target(j));
@@ -1040,8 +1108,8 @@ static void op_create(bool ext_op) {
   CHECK(r->loop != NULL && (loop_kind == 0 || r->loop == loop), "uvrt_runtime_loop of a new runtime");
 }
 
-/* SUBMIT's operands, then the submission (submit_job's `how` and `l`). */
-static void op_submit(int how, struct lim_rec* l) {
+/* SUBMIT's operands, then the submission (submit_job's `how`, `l` and `tm`). */
+static void op_submit(int how, struct lim_rec* l, const struct timing* tm) {
   struct rt_rec* r = pick_rt(next_byte());
   const int kind = next_byte() % N_WORK;
   const int code = work_codes[next_byte() % 12];
@@ -1050,13 +1118,22 @@ static void op_submit(int how, struct lim_rec* l) {
   const uint8_t p_job = actions & (D_CANCEL_OTHER | D_RELEASE_OTHER) ? next_byte() : 0;
   const uint8_t p_rt = actions & (D_SUBMIT | D_RUN | D_DESTROY) ? next_byte() : 0;
   const uint8_t p_child = actions & D_SUBMIT ? next_byte() : 0;
-  submit_job(r, kind, code, flags, actions, p_job, p_rt, p_child, 0, how, l);
+  submit_job(r, kind, code, flags, actions, p_job, p_rt, p_child, 0, how, l, tm);
 }
 
 static void op_submitx(void) {
   struct lim_rec* l = pick_lim(next_byte());
   const int how = next_byte() % 6;
-  op_submit(how, l);
+  op_submit(how, l, NULL);
+}
+
+static void op_timeout(void) {
+  struct lim_rec* l = pick_lim(next_byte());
+  const uint8_t t = next_byte();
+  static const uint64_t timeouts[] = {1, 2, 5, 20}, graces[] = {0, 1, 5, 50};
+  static const long slow[] = {0, 1000000, 5000000, 20000000};
+  const struct timing tm = {timeouts[t % 4], graces[t / 4 % 4], slow[t / 16 % 4], (t & 0x40) != 0};
+  op_submit(6, t & 0x80 ? NULL : l, &tm);
 }
 
 static bool in_flight_on(const uv_loop_t* loop) {
@@ -1125,7 +1202,7 @@ static void op_burst(void) {
   S.burst_done = true;
   tracef("burst of %d jobs to rt %d", n, r ? r->id : -1);
   for (int i = 0; i < n && S.njobs < MAX_JOBS; ++i) {
-    submit_job(r, kind, work_codes[i % 12], 0, 0, 0, 0, 0, 0, -1, NULL);
+    submit_job(r, kind, work_codes[i % 12], 0, 0, 0, 0, 0, 0, -1, NULL, NULL);
     S.jobs[S.njobs - 1].slow_done = true;
   }
   /* Once one cannot finish, neither can those queued behind it. */
@@ -1143,7 +1220,7 @@ static void on_timer(uv_timer_t* handle) {
   tracef("timer on rt %d's loop: act %d", t->rt->id, t->act % 6);
   switch (t->act % 6) {
     case 1:
-      if (t->rt->live) submit_job(t->rt, t->p % N_WORK, work_codes[t->p % 12], 0, 0, 0, 0, 0, 0, -1, NULL);
+      if (t->rt->live) submit_job(t->rt, t->p % N_WORK, work_codes[t->p % 12], 0, 0, 0, 0, 0, 0, -1, NULL, NULL);
       break;
     case 2: cancel_job(pick_handle(t->p)); break;
     case 3: release_job(pick_handle(t->p)); break;
@@ -1305,13 +1382,17 @@ static void op_stats(void) {
   const uvrt_runtime_stats_t* s = &big.stats;
   CHECK(s->size == sizeof *s, "uvrt_runtime_stats set size %zu", s->size);
   if (how == 3) CHECK(big.tail[0] == 0 && big.tail[1] == 0, "uvrt_runtime_stats left the unknown tail");
-  uint64_t settled = 0, settled_unrun = 0, ran_settled = 0;
+  uint64_t settled = 0, settled_unrun = 0, ran_settled = 0, timed = 0;
   for (int i = 0; i < S.njobs; ++i) {
     const struct job* j = &S.jobs[i];
     if (j->rt != r || !j->submitted) continue;
     const bool started = atomic_load(&j->started);
     const bool is_settled = j->done_calls > 0 || j->settled_known;
     settled += is_settled;
+    timed += j->timeout_ms != 0;
+    /* A timed job that settled may have been cancelled by its timeout, or abandoned with its
+     * work still to run or to record its latencies: no lower bound from those. */
+    if (j->timeout_ms != 0) continue;
     settled_unrun += is_settled && !started;
     ran_settled += is_settled && started;
   }
@@ -1325,7 +1406,8 @@ static void op_stats(void) {
   CHECK(s->cancelled >= settled_unrun && s->cancelled <= unstarted && s->cancelled <= s->settled,
         "rt %d: %llu cancelled, %llu settled without running, %llu never started", r->id,
         (unsigned long long)s->cancelled, (unsigned long long)settled_unrun, (unsigned long long)unstarted);
-  CHECK(s->abandoned == 0, "rt %d: %llu abandoned from C", r->id, (unsigned long long)s->abandoned);
+  CHECK(s->abandoned <= timed, "rt %d: %llu abandoned from C, with %llu jobs with a timeout", r->id,
+        (unsigned long long)s->abandoned, (unsigned long long)timed);
   CHECK(s->queued + s->waiting_for_limiter <= waiting_at_most, "rt %d: %zu queued and %zu waiting, but %zu jobs not started",
         r->id, s->queued, s->waiting_for_limiter, waiting_at_most);
   CHECK(s->queued + s->running + s->waiting_for_limiter <= s->submitted - s->settled, "rt %d: gauges beyond the jobs in flight", r->id);
@@ -1342,10 +1424,11 @@ static void exec_op_cb(void* unused) {
 static void exec_op(void) {
   if (in_n == 0 || S.ops >= MAX_OPS) return;
   ++S.ops;
-  const int op = next_byte() % N_OPS;
+  const uint8_t b = next_byte();
+  const int op = b == OP_TIMEOUT ? OP_TIMEOUT : b % N_OPS_BEFORE_TIMEOUT;
   switch (op) {
     case OP_CREATE: op_create(false); break;
-    case OP_SUBMIT: op_submit(-1, NULL); break;
+    case OP_SUBMIT: op_submit(-1, NULL, NULL); break;
     case OP_CANCEL: cancel_job(pick_handle(next_byte())); break;
     case OP_RELEASE: release_job(pick_handle(next_byte())); break;
     case OP_UVRUN: op_uvrun(); break;
@@ -1368,6 +1451,7 @@ static void exec_op(void) {
     case OP_LIMITER: op_limiter(); break;
     case OP_SUBMITX: op_submitx(); break;
     case OP_CREATEX: op_create(true); break;
+    case OP_TIMEOUT: op_timeout(); break;
     default: op_stats(); break;
   }
 }
@@ -1388,6 +1472,9 @@ static void final_handle_checks(void* arg) {
   const int stop = uvrt_job_stop_requested(j->handle);
   const bool ran = atomic_load(&j->started);
   if (j->cancel_busy) CHECK(stop == 1, "job %d: stop request lost", j->id);
+  else if (timed_out(j)) /* asked to stop if it ran; cancelled before it ran, if it never did */
+    CHECK(stop == (ran ? 1 : 0), "job %d: timed out, stop requested %d, but it %s", j->id, stop, ran ? "ran" : "never ran");
+  else if (j->timeout_ms != 0 && !j->has_done) CHECK(stop == 0 || stop == 1, "uvrt_job_stop_requested gave %d", stop);
   else if (!j->unsettled_at_destroy) CHECK(stop == 0, "job %d: a stop request nobody made", j->id);
   else if (j->has_done) CHECK(stop == (ran ? 1 : 0), "job %d: stop requested %d, but destroy found it %s", j->id, stop, ran ? "running" : "queued");
   release_job(j);

@@ -16,6 +16,7 @@ import sys
 # Ops, work kinds and done actions: keep in step with the enums in fuzz_c_api.c.
 (CREATE, SUBMIT, CANCEL, RELEASE, UVRUN, RUN, DESTROY, GATE, WAIT, QUERY, HELPER, ERRSTR, POOL, BURST, TIMER,
  LIMITER, SUBMITX, CREATEX, STATS) = range(19)
+TIMEOUT = 19  # ops after the first 19 are the byte of their own number (fuzz_c_api.c's top comment)
 W_OK, W_CODE, W_FAIL, W_POLL, W_HOLD, W_SPIN, W_OK_NULL, W_FAIL_CLEAR, W_FAIL_BAD, W_PROBE, W_FAIL_TWICE = range(11)
 D_CANCEL_SELF, D_FAIL, D_RELEASE_SELF, D_CANCEL_OTHER, D_SUBMIT, D_RUN, D_DESTROY, D_RELEASE_OTHER = (1 << i for i in range(8))
 NULL = 0xFF
@@ -32,6 +33,8 @@ L_CREATE, L_DESTROY, L_SET_TOKENS, L_GET = range(4)
 OPTS_NULL, OPTS_NO_LIMITER, OPTS_LIMITER, OPTS_SHORT, OPTS_LONGER, OPTS_LONGER_SET = range(6)
 # STATS: sizeof, a size too small, NULL, a larger struct
 STATS_OK, STATS_SHORT, STATS_NULL, STATS_LONGER = range(4)
+# TIMEOUT: the timeouts, grace periods and extra spins (ms) its t operand chooses from
+TIMEOUTS, GRACES, SLOWS = (1, 2, 5, 20), (0, 1, 5, 50), (0, 1, 5, 20)
 
 
 class Program:
@@ -49,6 +52,23 @@ class Program:
     def submitx(self, lim=0, how=OPTS_LIMITER, rt=0, work=W_OK, code=0, flags=0, done=0, p_job=0, p_rt=0, p_child=0):
         self.b += bytes([SUBMITX, lim, how])
         return self.submit(rt, work, code, flags, done, p_job, p_rt, p_child, op=None)
+
+    def timeout(self, timeout=1, grace=0, slow=0, old_struct=False, lim=None, rt=0, work=W_OK, code=0, flags=0,
+                done=0, p_job=0, p_rt=0, p_child=0):
+        """A job with a timeout (ms, from TIMEOUTS), a grace period (GRACES), and a work function that
+        spins `slow` ms (SLOWS) more at its end, ignoring stop requests. old_struct: passed in the
+        options struct of the uvrt.h before timeouts, which has no timeout. lim: a limiter selector,
+        or None for none."""
+        t = TIMEOUTS.index(timeout) | GRACES.index(grace) << 2 | SLOWS.index(slow) << 4
+        t |= (0x40 if old_struct else 0) | (0x80 if lim is None else 0)
+        self.b += bytes([TIMEOUT, 0 if lim is None else lim, t])
+        return self.submit(rt, work, code, flags, done, p_job, p_rt, p_child, op=None)
+
+    def slow_job(self, ms=20, rt=0):
+        """A job that spins `ms` ms without a timeout (the old options struct's unread timeout of 1
+        ms must not fire): a WAIT for it to finish lets that much time pass without turning a loop
+        or opening the gate."""
+        return self.timeout(1, 0, ms, old_struct=True, rt=rt, work=W_OK)
 
     def submit(self, rt=0, work=W_OK, code=0, flags=0, done=0, p_job=0, p_rt=0, p_child=0, op=SUBMIT):
         if op is not None:
@@ -302,6 +322,51 @@ def seeds():
         p.stats(0, how)
     p.helper().stats(0).stats(NULL).helper().create().helper().submit(1, W_SPIN).helper().run(1).helper().stats(1)
     s["stats"] = p.b
+
+    # Timeouts. The pool has 2 threads: a HOLD job with a timeout of 1 ms, grace 0, that spins
+    # 20 ms after its stop request (job 0), and a 20 ms job without a timeout (job 1); behind them
+    # a HOLD job without a timeout (job 2), which the second thread takes next, so that the timed
+    # jobs behind it stay queued: one without a done callback, one whose done callback cancels,
+    # releases and submits. Waiting for job 1 lets 20 ms pass with the gate closed; then one turn:
+    # job 0 is asked to stop and settles at once with UVRT_ETIMEDOUT (its work runs on), the queued
+    # ones are cancelled by their timeouts. Then queries, cancels, stats, and run, which waits for
+    # job 0's work.
+    p = Program().create().gate(False)
+    p.timeout(1, 0, 20, work=W_HOLD, done=D_CANCEL_SELF | D_FAIL).slow_job(20).submit(0, W_HOLD)
+    p.timeout(1, 0, 0, work=W_FAIL, code=3).timeout(2, 5, 0, work=W_OK, flags=NO_DONE)
+    p.timeout(5, 50, 1, work=W_CODE, code=2, done=D_CANCEL_SELF | D_RELEASE_SELF | D_SUBMIT, p_rt=0, p_child=0x40)
+    p.wait(1, True).uvrun(0, NOWAIT).query(0).cancel(0).query(3).cancel(3).stats(0).uvrun(0, NOWAIT)
+    p.query(4).stats(0).run().stats(0).query(0).destroy()
+    s["timeout-abandon-and-queued"] = p.b
+
+    # Grace periods. Job 0 (HOLD, timeout 1, grace 50) is asked to stop once 20 ms have passed
+    # (job 1) and the loop turns; it returns within its grace period: UVRT_ETIMEDOUT when it comes
+    # back. Then job 2 (HOLD, timeout 2, grace 1) is asked to stop after 5 ms (job 3) and spins
+    # 20 ms more; 5 ms later (job 4) the loop turns again: UVRT_ETIMEDOUT at the end of the grace
+    # period while its work runs on. Jobs 1, 3 and 4 only let time pass (the old options struct:
+    # their timeouts are never read).
+    p = Program().create().gate(False)
+    p.timeout(1, 50, 0, work=W_HOLD, code=1).slow_job(20)
+    p.wait(1, True).uvrun(0, NOWAIT).wait(0, True).query(0).run().query(0)
+    p.gate(False).timeout(2, 1, 20, work=W_HOLD, done=D_RELEASE_SELF).slow_job(5).slow_job(5)
+    p.wait(3, True).uvrun(0, NOWAIT).wait(4, True).uvrun(0, NOWAIT).query(1).stats(0).run().stats(0)
+    s["timeout-grace"] = p.b
+
+    # A job waiting for its limiter's token times out and leaves the line; the holder (HOLD, with a
+    # timeout of 20 ms and grace 50) is asked to stop later; limiter_destroy meanwhile.
+    p = Program().create().limiter(1).gate(False)
+    p.timeout(20, 50, 0, lim=0, work=W_HOLD).timeout(1, 0, 0, lim=0, work=W_OK).slow_job(5)
+    p.wait(2, True).limiter_get(0).uvrun(0, NOWAIT).limiter_get(0).limiter_destroy(0).query(1)
+    p.stats(0).run().limiter_get(0).limiter_destroy(0)
+    s["timeout-limiter"] = p.b
+
+    # Teardown with timeouts pending (20 ms, not expired: dropped) on held and queued jobs, and a
+    # job in its grace period (timeout 1, grace 50, spinning 20 ms after the stop request):
+    # destroy waits for it and its done gets UVRT_ETIMEDOUT; the others follow the teardown rules.
+    p = Program().create().create().gate(False)
+    p.timeout(1, 50, 20, work=W_HOLD).slow_job(5, rt=1).timeout(20, 50, 0, work=W_HOLD).timeout(20, 0, 0, work=W_OK)
+    p.wait(1, True).uvrun(0, NOWAIT).query(0).destroy(0).query(0).query(2).destroy(0)
+    s["timeout-teardown"] = p.b
     return s
 
 

@@ -50,6 +50,7 @@ extern "C" {
   XX(ECANCELED, UV_ECANCELED, "job cancelled before it ran, or its runtime was destroyed first") \
   XX(EBUSY, UV_EBUSY, "resource busy")                                                            \
   XX(EALREADY, UV_EALREADY, "job has already finished")                                           \
+  XX(ETIMEDOUT, UV_ETIMEDOUT, "job did not finish within its timeout")                             \
   XX(ETHREAD, -30001, "called from a thread other than the runtime's loop thread")                \
   XX(ECLOSING, -30002, "runtime is shutting down and takes no new work")                          \
   XX(EPOOLSIZE, -30003,                                                                            \
@@ -145,7 +146,10 @@ UVRT_EXTERN int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t*
  * UVRT_ECLOSING, queued jobs never run and their done callbacks get UVRT_ECANCELED, running jobs
  * see uvrt_job_stop_requested() return 1 and are waited for, and their done callbacks get the work
  * function's own status. A job whose work function had already returned but whose done callback
- * had not run yet also reads 1 from uvrt_job_stop_requested() in its done callback. Every done
+ * had not run yet also reads 1 from uvrt_job_stop_requested() in its done callback. A job's
+ * timeout (uvrt_job_options_t.timeout_ms) that has not expired is dropped: the job follows these
+ * rules; one whose timeout expired before, and whose work still runs in its grace period, is
+ * waited for too and its done callback gets UVRT_ETIMEDOUT. Every done
  * callback has run when this returns 0; the runtime's handles are closed, and a loop it created
  * is closed and freed. Job handles the application still holds stay valid until released.
  * Errors (the runtime is left as it was): UVRT_EINVAL (NULL), UVRT_ETHREAD, UVRT_EBUSY (called from
@@ -171,13 +175,23 @@ UVRT_EXTERN int uvrt_runtime_run(uvrt_runtime_t* runtime);
 /* Runs on a pool thread. Store the result, if any, in *result (NULL on entry) and return 0; or
  * return a nonzero error code, which reaches the done callback unchanged (by convention a UV_E*
  * code, a negated errno or one of your own negative codes). Return UVRT_ECANCELED after noticing
- * uvrt_job_stop_requested(). `job` is valid throughout; do not release it here. */
+ * uvrt_job_stop_requested(). `job` is valid throughout; do not release it here.
+ * A job with a timeout (uvrt_job_options_t.timeout_ms) that expires while it runs is asked to
+ * stop, and what its work function returns from then on never reaches done (which gets
+ * UVRT_ETIMEDOUT and a NULL result): uvrt does not know what a result is and cannot free it. So
+ * a work function that allocates its result should check uvrt_job_stop_requested() before it
+ * returns and, if it says 1, free what it made and return without a result (UVRT_ECANCELED, say).
+ * A timeout that expires between that check and the return still loses the result: keep a
+ * result that must never leak reachable from `arg`, which stays the application's. */
 typedef int (*uvrt_work_cb)(uvrt_job_t* job, void* arg, void** result);
 
 /* Runs on the loop thread once the job has settled, exactly once. `status` is 0, UVRT_ECANCELED
- * (the job was cancelled before it ran, or its runtime was destroyed first), the work function's
- * nonzero return value, or UVRT_EEXCEPTION if a work function written in C++ threw (its what()
- * is the job's message). `result` is what the work function stored, or NULL if it never ran. `job` is valid during the call, even if the application has already released it. */
+ * (the job was cancelled before it ran, or its runtime was destroyed first), UVRT_ETIMEDOUT (its
+ * timeout expired first, see uvrt_job_options_t.timeout_ms), the work function's nonzero return
+ * value, or UVRT_EEXCEPTION if a work function written in C++ threw (its what() is the job's
+ * message). `result` is what the work function stored, or NULL if it never ran or timed out.
+ * With UVRT_ETIMEDOUT the work function may still be running (see timeout_ms). `job` is valid
+ * during the call, even if the application has already released it. */
 typedef void (*uvrt_done_cb)(uvrt_job_t* job, int status, void* result, void* arg);
 
 /* Queues `work(job, arg, &result)` on libuv's pool; `done(job, status, result, arg)` follows on
@@ -194,41 +208,70 @@ UVRT_EXTERN int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_
 
 /* Options of one job, for uvrt_job_submit_ex. `size` must be sizeof(uvrt_job_options_t) as this
  * header defines it, so that the struct can grow: initialise it with UVRT_JOB_OPTIONS_INIT, or
- * set size = sizeof(uvrt_job_options_t) and every other field to 0 / NULL. */
+ * set size = sizeof(uvrt_job_options_t) and every other field to 0 / NULL. The struct of an
+ * older uvrt.h (with `limiter` as its last field) is still accepted, its size saying so: the
+ * fields it lacks are read as 0. */
 typedef struct uvrt_job_options_s {
   size_t size;
   /* At most uvrt_limiter_tokens(limiter) jobs submitted with this limiter run at once, across
    * every runtime and thread that uses it; the others wait in submission order inside uvrt,
    * holding no pool thread. A waiting job can be cancelled (uvrt_job_cancel returns 0) and a
-   * runtime's destroy cancels it like any queued job. NULL: none. */
+   * runtime's destroy cancels it like any queued job. NULL: none. A job whose done callback got
+   * UVRT_ETIMEDOUT while its work function still runs holds its token until that returns. */
   uvrt_limiter_t* limiter;
+  /* Milliseconds from submission after which the job, if it has not settled, is given up on, as
+   * uvrt::timeout does in C++ (0: no timeout). Then:
+   *   - a job still queued, or waiting for its limiter's token, is cancelled and never runs; its
+   *     done callback gets UVRT_ETIMEDOUT (on the same turn of the loop);
+   *   - a running job is asked to stop (uvrt_job_stop_requested() returns 1 from then on) and
+   *     its done callback gets UVRT_ETIMEDOUT, with a NULL result: at once if grace_ms is 0;
+   *     else when the work function returns, or grace_ms after the timeout, whichever comes
+   *     first. If done ran before the work function returned, the work runs on and its outcome
+   *     (status, result, message) is dropped when it returns: done is never called twice.
+   * A job whose work function returned before the timeout gets its own outcome, also if its done
+   * callback runs a little after the timeout; a job cancelled before it (uvrt_job_cancel
+   * returned 0) gets UVRT_ECANCELED. Once done has run, uvrt_job_cancel returns UVRT_EALREADY,
+   * even while the work function still runs; the handle stays valid until released, as always.
+   * The runtime's destroy waits for such a work function like for any running job (without
+   * calling done again). The timeout counts on the monotonic clock and never fires early; it is
+   * served by the runtime's one timer (no libuv handle of the job's own), with libuv's
+   * millisecond granularity, when the loop turns. Read from the struct only if its size covers
+   * it. */
+  uint64_t timeout_ms;
+  /* With timeout_ms: how long a running job that was asked to stop at its timeout may take to
+   * return before its done callback gets UVRT_ETIMEDOUT anyway (see timeout_ms). 0: none, done
+   * is called at the timeout. Ignored without timeout_ms. */
+  uint64_t grace_ms;
 } uvrt_job_options_t;
 
 /* A uvrt_job_options_t with every option at its default. */
-#define UVRT_JOB_OPTIONS_INIT {sizeof(uvrt_job_options_t), NULL}
+#define UVRT_JOB_OPTIONS_INIT {sizeof(uvrt_job_options_t), NULL, 0, 0}
 
 /* uvrt_job_submit with options for this one job. `options` may be NULL (all defaults); it is
  * only read during the call (the limiter it names must outlive the job, see uvrt_limiter_t).
  * Errors: as uvrt_job_submit, and UVRT_EINVAL when options->size is smaller than
- * sizeof(uvrt_job_options_t) (the struct was not initialised), or larger (a program built against
- * a newer uvrt.h) with options this version does not know set to something other than 0, or
- * larger than 4096 (no uvrt.h makes one that large: it was not initialised either). */
+ * sizeof(uvrt_job_options_t) (the struct was not initialised) and not the size of an older
+ * uvrt.h's struct (which ended with `limiter`), or larger (a program built against a newer
+ * uvrt.h) with options this version does not know set to something other than 0, or larger than
+ * 4096 (no uvrt.h makes one that large: it was not initialised either). */
 UVRT_EXTERN int uvrt_job_submit_ex(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
                                    uvrt_done_cb done, void* arg, const uvrt_job_options_t* options);
 
 /* Asks the job not to run, or to stop. Never calls the done callback itself; it runs later, from
  * the loop. Returns:
  *   0               the job was still queued and never runs (again 0 if asked twice);
- *                   done gets UVRT_ECANCELED.
+ *                   done gets UVRT_ECANCELED (UVRT_ETIMEDOUT if its timeout had cancelled it
+ *                   already, on the same turn of the loop).
  *   UVRT_EBUSY      it is running (or has just finished): uvrt_job_stop_requested() now returns
  *                   1, and done gets whatever the work function returns.
- *   UVRT_EALREADY   its done callback has already run (or is running): nothing changed.
+ *   UVRT_EALREADY   its done callback has already run (or is running): nothing changed. Also
+ *                   for a job whose done got UVRT_ETIMEDOUT while its work still runs.
  * and UVRT_EINVAL (NULL), UVRT_ETHREAD or UVRT_EFORKED (a pending job of a runtime inherited
  * through fork()). */
 UVRT_EXTERN int uvrt_job_cancel(uvrt_job_t* job);
 
-/* 1 once uvrt_job_cancel or the runtime's teardown asked the job to stop, else 0 (also for
- * NULL). Meant to be polled by the work function; safe on any thread while the job is held. */
+/* 1 once uvrt_job_cancel, the job's timeout or the runtime's teardown asked the job to stop,
+ * else 0 (also for NULL). Meant to be polled by the work function; safe on any thread while the job is held. */
 UVRT_EXTERN int uvrt_job_stop_requested(const uvrt_job_t* job);
 
 /* For the work function: records `message` (copied; NULL clears it) as the reason the job failed
@@ -239,8 +282,9 @@ UVRT_EXTERN int uvrt_job_stop_requested(const uvrt_job_t* job);
 UVRT_EXTERN int uvrt_job_fail(uvrt_job_t* job, int code, const char* message);
 
 /* The message recorded by uvrt_job_fail, or, when status is UVRT_EEXCEPTION, the exception's
- * what(). NULL if there is none, if the job has not settled yet, for a NULL job, or off the loop
- * thread. The string belongs to the job and lives until the handle ends. */
+ * what(). NULL if there is none, if the job has not settled yet, if it timed out (done got
+ * UVRT_ETIMEDOUT: what the work function recorded is dropped with its outcome), for a NULL job,
+ * or off the loop thread. The string belongs to the job and lives until the handle ends. */
 UVRT_EXTERN const char* uvrt_job_message(const uvrt_job_t* job);
 
 /* Ends the caller's ownership of a job handle from uvrt_job_submit(_ex). It does not cancel: a
@@ -306,15 +350,18 @@ typedef struct uvrt_latency_s {
  * created; gauges are the state at the call. Every job submitted is exactly one of
  * waiting_for_limiter, queued, running (on a pool thread, or back on the loop thread about to
  * settle, cancelled ones included) or settled, so they add up to submitted (a job abandoned by
- * the C++ API counts as settled at once, though its work may still run). */
+ * the C++ API, or whose done callback got UVRT_ETIMEDOUT while it ran, counts as settled at once,
+ * though its work may still run). */
 typedef struct uvrt_runtime_stats_s {
   /* sizeof(uvrt_runtime_stats_t), set by the caller before the call (see uvrt_runtime_stats). */
   size_t size;
   /* Counters. */
   uint64_t submitted; /* jobs uvrt_job_submit(_ex) accepted */
   uint64_t settled;   /* jobs whose done callback has run or is running (or would, for a NULL done) */
-  uint64_t cancelled; /* of those settled: cancelled before they ran (status UVRT_ECANCELED) */
-  uint64_t abandoned; /* of those settled: abandoned while running (C++ only: always 0 from C) */
+  uint64_t cancelled; /* of those settled: cancelled before they ran (status UVRT_ECANCELED, or
+                       * UVRT_ETIMEDOUT for one its timeout cancelled while it waited) */
+  uint64_t abandoned; /* of those settled: abandoned while running (C++'s cancel_mode::abandon and
+                       * shutdown; from C, jobs whose done got UVRT_ETIMEDOUT while they ran) */
   /* Gauges. */
   size_t queued;              /* waiting for a pool thread */
   size_t running;             /* taken by a pool thread, or back on the loop thread to settle */

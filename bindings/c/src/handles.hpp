@@ -7,7 +7,9 @@
 // own (c_job_table in job.cpp): its block is the job_core followed by the C job's fields, one
 // allocation a job, and the handle the application holds is the job_core's address. A job
 // submitted with a limiter has job.hpp's limiter prefix in front of it, like a C++ job: the block
-// starts 16 bytes before the handle then (detail::block_of). A uvrt_limiter_t is a uvrt::limiter.
+// starts 16 bytes before the handle then (detail::block_of). A job submitted with a timeout has a
+// c_timeout behind the C job's fields, in the same block (`timed` says so), so that a job without
+// one pays nothing for the feature. A uvrt_limiter_t is a uvrt::limiter.
 //
 // Invariants:
 //   - The block has one or two references: the runtime's until the done callback has returned,
@@ -20,15 +22,24 @@
 //     has ordered them. Everything else but the two atomics is the loop thread's.
 //   - The core asks a running C job to stop through the table's request_stop, which sets
 //     `stop_requested`: a C job has no std::stop_source, which would cost an allocation a job.
+//   - A timed job's timer entry is armed only while the job is pending and its deadline (the
+//     timeout, then the end of the grace period) is ahead: finish disarms it before the runtime's
+//     reference goes, so the entry never outlives the block. A job whose done callback got
+//     UVRT_ETIMEDOUT while it ran was settled early through core::abandon (flag_abandoned): when
+//     its work returns, finish drops the outcome without calling done, and until then nothing on
+//     the loop thread reads `status`, `result` or the message, which the worker may still write.
 #pragma once
 
 #include <uvrt.h>
 
 #include <atomic>
+#include <cstdint>
+#include <new>
 #include <thread>
 #include <type_traits>
 
 #include "core.hpp"
+#include "uvrt/detail/timer.hpp"
 #include "uvrt/limiter.hpp"
 
 struct uvrt_runtime_s {
@@ -50,11 +61,34 @@ struct uvrt_job_s {
   char* message;                        // owned copy, lost_message, or null
   int status;
   std::atomic<bool> stop_requested;
+  bool timed;  // a c_timeout follows; set before submission, read-only after (the worker reads it)
 
   bool settled() const noexcept { return job.state.load(std::memory_order_relaxed) != uvrt::detail::job_state::pending; }
 };
 
 static_assert(std::is_standard_layout_v<uvrt_job_s>, "a job_core pointer must convert to its handle");
+
+namespace uvrt::c_api {
+
+// What a job submitted with uvrt_job_options_t.timeout_ms carries behind its uvrt_job_s: the
+// entry in its runtime's timer heap, the grace period, and where the timeout stands.
+struct c_timeout : detail::timer_entry {
+  uvrt_job_s* job;
+  std::uint64_t grace_ns;        // 0: none
+  std::atomic<bool> returned{false};  // the worker: the work function has returned
+  bool expired = false;          // loop thread: the timeout came first; done gets UVRT_ETIMEDOUT
+  bool in_grace = false;         // loop thread: armed for the end of the grace period
+};
+
+inline c_timeout* timeout_of(uvrt_job_s* job) noexcept {
+  return std::launder(reinterpret_cast<c_timeout*>(reinterpret_cast<char*>(job) + sizeof(uvrt_job_s)));
+}
+inline const c_timeout* timeout_of(const uvrt_job_s* job) noexcept {
+  return timeout_of(const_cast<uvrt_job_s*>(job));
+}
+static_assert(sizeof(uvrt_job_s) % alignof(c_timeout) == 0, "a c_timeout follows the job, aligned");
+
+}  // namespace uvrt::c_api
 
 namespace uvrt::c_api {
 
