@@ -128,14 +128,15 @@ UVRT_EXTERN int uvrt_threadpool_size(void);
 UVRT_EXTERN int uvrt_runtime_create(uvrt_runtime_t** runtime, const uvrt_options_t* options);
 
 /* Creates a runtime embedded in `loop`, which the application owns, runs and closes; uvrt never
- * closes it. The runtime adds five handles to the loop (two uv_async_t, a uv_check_t, a
- * uv_idle_t and a uv_timer_t, all with data pointing into uvrt; uv_walk shows them). They do not
- * keep uv_run going on their own: the async, check and timer handles are unreferenced, except one
- * async handle while continuations deferred by a cancel wait to run (C++ only) and the other while
- * jobs wait for a limiter's token or for a pool thread no other runtime holds; the idle handle is
- * active only while finished jobs wait for their time slice or come back often (then poll does
- * not block, for 20 us after the last one). Jobs in flight keep the loop alive as libuv requests
- * do. Destroying the runtime closes all five (with jobs the C++ API's shutdown abandoned still
+ * closes it. The runtime adds six handles to the loop (two uv_async_t, a uv_check_t, a
+ * uv_idle_t and two uv_timer_t, all with data pointing into uvrt; uv_walk shows them). They do not
+ * keep uv_run going on their own: the async, check and shutdown timer handles are unreferenced,
+ * except one async handle while continuations deferred by a cancel wait to run (C++ only) and the
+ * other while jobs wait for a limiter's token or for a pool thread no other runtime holds; the
+ * other timer is active only while a job's timeout (or a C++ sleep or timeout) is pending, and the
+ * idle handle only while finished jobs wait for their time slice or come back often (then poll
+ * does not block, for 20 us after the last one). Jobs in flight keep the loop alive as libuv
+ * requests do. Destroying the runtime closes all six (with jobs the C++ API's shutdown abandoned still
  * running too), after which uv_loop_close(loop) returns 0 once no job is running. Do not uv_close
  * them yourself before destroying the runtime.
  * Errors: as uvrt_runtime_create, and UVRT_EINVAL for a NULL loop. */
