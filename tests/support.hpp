@@ -185,6 +185,19 @@ class watchdog {
   std::shared_ptr<state> s_;
 };
 
+// cmocka setup and teardown that run a test under a 60 s watchdog (they run even when the test
+// fails): a wait that never ends fails that test instead of hanging the executable until meson's
+// timeout. Register such a test with guarded_test(f).
+inline int arm_watchdog(void** state) {
+  *state = new watchdog("a test did not end within 60 s (the one after the last reported)", std::chrono::seconds(60));
+  return 0;
+}
+
+inline int disarm_watchdog(void** state) {
+  delete static_cast<watchdog*>(*state);
+  return 0;
+}
+
 // The number of finished uv_work_t requests libuv has posted to `loop`'s done queue and the loop
 // has not taken yet (it takes them when it turns). A job's work function returning is not
 // enough to know that its completion is there: the worker posts it a few instructions later.

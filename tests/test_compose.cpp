@@ -92,23 +92,11 @@ uvrt::future<void> cancelled_sleep(uvrt::runtime& rt) {
   return s;
 }
 
-// Every test runs under a watchdog (cmocka's setup and teardown, which run even when the test
-// fails), so that a combinator that never settles fails this test instead of hanging the
-// executable until meson's timeout.
-int arm_watchdog(void** state) {
-  *state = new watchdog("a test of test_compose did not end within 60 s (the one after the last reported)",
-                        std::chrono::seconds(60));
-  return 0;
-}
-
-int disarm_watchdog(void** state) {
-  delete static_cast<watchdog*>(*state);
-  return 0;
-}
 
 }  // namespace
 
-#define guarded_test(f) cmocka_unit_test_setup_teardown(f, arm_watchdog, disarm_watchdog)
+// Every test runs under a watchdog, so that a combinator that never settles fails that test.
+#define guarded_test(f) cmocka_unit_test_setup_teardown(f, test::arm_watchdog, test::disarm_watchdog)
 
 // ---------------------------------------------------------------------------------------------
 // when_all: values

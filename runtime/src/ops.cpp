@@ -152,6 +152,16 @@ void watch_op::cancel_inputs(cancel_mode mode) noexcept {
     if (job_core* j = inputs_[i].job) cancel_quietly(j, mode);
 }
 
+cancel_result watch_op::cancel_with_inputs(cancel_mode mode) {
+  if (mode == cancel_mode::abandon) {
+    make_room_to_defer(owner(), n_ + 1);  // the cell's continuation and each input's
+    abandon_cell(cell_);
+  }
+  cancelled_ = true;
+  cancel_inputs(mode);
+  return mode == cancel_mode::abandon ? cancel_result::abandoned : cancel_result::stop_requested;
+}
+
 bool watch_op::failed(std::size_t i) const noexcept {
   const job_state s = inputs_[i].job->state.load(std::memory_order_acquire);
   return s == job_state::error || s == job_state::cancelled;

@@ -53,15 +53,7 @@ class gather_op final : public watch_op {
  public:
   gather_op(job_core* cell, job_core* const* jobs, std::size_t n) : watch_op(cell, jobs, n), unsettled_(n) {}
 
-  cancel_result cancel(cancel_mode mode) override {
-    if (mode == cancel_mode::abandon) {
-      make_room_to_defer(owner(), size() + 1);
-      abandon_cell(cell_);
-    }
-    cancelled_ = true;
-    cancel_inputs(mode);
-    return mode == cancel_mode::abandon ? cancel_result::abandoned : cancel_result::stop_requested;
-  }
+  cancel_result cancel(cancel_mode mode) override { return cancel_with_inputs(mode); }
 
   bool start() noexcept {
     if (size() == 0) return finish();
@@ -98,7 +90,6 @@ class gather_op final : public watch_op {
   friend Build;
   std::size_t unsettled_;
   std::exception_ptr failure_;
-  bool cancelled_ = false;
 };
 
 template <class... T>
@@ -136,15 +127,7 @@ class race_op final : public watch_op {
  public:
   race_op(job_core* cell, job_core* const* jobs, std::size_t n) : watch_op(cell, jobs, n) {}
 
-  cancel_result cancel(cancel_mode mode) override {
-    if (mode == cancel_mode::abandon) {
-      make_room_to_defer(owner(), size() + 1);
-      abandon_cell(cell_);
-    }
-    cancelled_ = true;
-    cancel_inputs(mode);
-    return mode == cancel_mode::abandon ? cancel_result::abandoned : cancel_result::stop_requested;
-  }
+  cancel_result cancel(cancel_mode mode) override { return cancel_with_inputs(mode); }
 
   bool start() noexcept { return watch(); }
 
@@ -166,8 +149,6 @@ class race_op final : public watch_op {
     retire();
     return true;
   }
-
-  bool cancelled_ = false;
 };
 
 }  // namespace detail

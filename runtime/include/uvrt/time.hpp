@@ -44,14 +44,9 @@ class timeout_op final : public watch_op, timer_entry {
   }
 
   cancel_result cancel(cancel_mode mode) override {
-    if (mode == cancel_mode::abandon) {
-      make_room_to_defer(owner(), 2);
-      abandon_cell(cell_);
-    }
+    const cancel_result r = cancel_with_inputs(mode);
     disarm(owner(), this);
-    cancelled_ = true;
-    cancel_inputs(mode);
-    return mode == cancel_mode::abandon ? cancel_result::abandoned : cancel_result::stop_requested;
+    return r;
   }
 
   // reserve_timer made room for the entry.
@@ -116,7 +111,6 @@ class timeout_op final : public watch_op, timer_entry {
 
   std::uint64_t grace_;
   bool expired_ = false;
-  bool cancelled_ = false;
 };
 
 }  // namespace detail

@@ -43,6 +43,9 @@ class UVRT_EXTERN watch_op : public op {
   void drop(std::size_t i) noexcept;
   // Cancels every held input that is still pending (cancel_quietly).
   void cancel_inputs(cancel_mode mode) noexcept;
+  // cancel() of a combinator: `cancelled_` set and every pending input cancelled with `mode`; for
+  // abandon the cell settles as cancelled at once (room made first: a refusal changes nothing).
+  cancel_result cancel_with_inputs(cancel_mode mode);
   bool failed(std::size_t i) const noexcept;
   // The failure of a settled input i: its exception, or a cancelled_error.
   std::exception_ptr failure_of(std::size_t i) const noexcept;
@@ -56,6 +59,10 @@ class UVRT_EXTERN watch_op : public op {
   };
   static void on_settled(continuation* k) noexcept;
 
+ protected:
+  bool cancelled_ = false;  // cancel() was called: the cell settles as cancelled
+
+ private:
   std::unique_ptr<watch_point[]> inputs_;
   std::size_t n_;
 };
