@@ -16,20 +16,30 @@
 // Errors are exceptions, reported by main. libuv invokes its callbacks from C, which an exception
 // must not cross, so a callback's exception is kept, the blocked job is woken up, and the task
 // rethrows it.
+//
+// Then a short tour of composing work (`compose` below): several blocking calls at once with
+// uvrt::when_all (asyncio's gather), a timeout with a grace period around a job that honours its
+// stop token, and background tasks started with uvrt::spawn and cancelled, one catching the
+// cancellation and one not. It checks what it prints and fails (exit 1) if anything differs.
 #include <uvrt/uvrt.hpp>
 
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <memory>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -277,6 +287,123 @@ uvrt::task<std::string> wait_for_go(loop_side& side) {
   co_return reply;
 }
 
+// --- Composing work: gather, a timeout with a grace period, cancelling a spawned task ---
+
+using namespace std::chrono_literals;
+using std::chrono::steady_clock;
+
+long ms_since(steady_clock::time_point t) {
+  return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - t).count());
+}
+
+// A blocking call standing in for a query: takes `work`, then returns n * n.
+int slow_square(int n, std::chrono::milliseconds work) {
+  std::this_thread::sleep_for(work);
+  return n * n;
+}
+
+// What a job tells its caller. Shared: a job the caller gave up on may outlive it.
+struct job_trace {
+  std::atomic<bool> started{false};
+  std::atomic<bool> stopped{false};
+};
+
+// A long blocking call that honours its stop token: it checks the token between steps and stops
+// early when asked.
+int long_report(std::stop_token stop, std::shared_ptr<job_trace> trace) {
+  trace->started = true;
+  for (int step = 0; step < 500; ++step) {  // 500 steps of 1 ms, unless stopped
+    if (stop.stop_requested()) {
+      trace->stopped = true;
+      return -1;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return 42;
+}
+
+// A background task: a heartbeat every 10 ms until it is cancelled. A cancel of its future reaches
+// the sleep it is waiting on, and that co_await throws uvrt::cancelled_error; this task catches it
+// and returns how many beats it made, so its future settles with that value.
+uvrt::task<int> heartbeat() {
+  int beats = 0;
+  try {
+    for (;;) {
+      co_await uvrt::sleep_for(10ms);
+      ++beats;
+    }
+  } catch (const uvrt::cancelled_error&) {
+    // Cancelled: clean up and finish normally (the cancellation is one-shot).
+  }
+  co_return beats;
+}
+
+// A background task that does not catch the cancellation: its future settles as cancelled. The
+// job it waits on is cancelled with it: a job still queued never runs, a running one is asked to
+// stop (this one ignores its token, so the task resumes when it returns).
+uvrt::task<int> fetch_then_sleep() {
+  int v = co_await uvrt::to_thread(slow_square, 5, std::chrono::milliseconds(5));
+  co_await uvrt::sleep_for(10s);  // cancelled long before
+  co_return v;
+}
+
+uvrt::task<void> compose() {
+  // 1. Gather: three calls at once. when_all settles when all have, with their values in order;
+  // had one failed, it would cancel the others, wait for them, and rethrow that failure.
+  auto t0 = steady_clock::now();
+  auto [a, b, c] = co_await uvrt::when_all(uvrt::to_thread(slow_square, 2, 30ms), uvrt::to_thread(slow_square, 3, 30ms),
+                                           uvrt::to_thread(slow_square, 4, 30ms));
+  std::printf("cpp-coroutines: when_all of three 30 ms calls gave %d, %d, %d in %ld ms\n", a, b, c, ms_since(t0));
+  if (a != 4 || b != 9 || c != 16) throw std::runtime_error("when_all: wrong values");
+  // The same over a vector of futures, here with a sleep among them (void results become
+  // std::monostate in tuples and vectors).
+  std::vector<uvrt::future<int>> batch;
+  for (int i = 1; i <= 4; ++i) batch.push_back(uvrt::to_thread(slow_square, i, 5ms));
+  auto [squares, slept] = co_await uvrt::when_all(uvrt::when_all(std::move(batch)), uvrt::sleep_for(20ms));
+  (void)slept;
+  std::printf("cpp-coroutines: when_all of a vector gave %zu values, the last %d\n", squares.size(), squares.back());
+  if (squares.size() != 4 || squares.back() != 16) throw std::runtime_error("when_all(vector): wrong values");
+
+  // 2. A timeout with a grace period: the report would take 500 ms. At 50 ms the timeout cancels
+  // it (a queued job never runs; this one runs, so its stop token is requested), then waits up to
+  // 100 ms more for it to return; it fails with uvrt::timeout_error either way, and no result
+  // arrives after that. job_options{.timeout = 50ms, .grace = 100ms} on to_thread does the same.
+  auto trace = std::make_shared<job_trace>();
+  t0 = steady_clock::now();
+  try {
+    int v = co_await uvrt::timeout(uvrt::to_thread(long_report, trace), 50ms, 100ms);
+    throw std::runtime_error("timeout: the 500 ms report returned " + std::to_string(v) + " within 50 ms");
+  } catch (const uvrt::timeout_error&) {
+    // With a grace period, the timeout fails once the job has returned (here: it saw its stop
+    // token), or at 50 + 100 ms if it has not.
+    if (trace->stopped)
+      std::printf("cpp-coroutines: timeout_error after %ld ms; the job saw its stop token and returned within the grace period\n",
+                  ms_since(t0));
+    else if (!trace->started)
+      std::printf("cpp-coroutines: timeout_error after %ld ms; the job was still queued, and never ran\n", ms_since(t0));
+    else
+      throw std::runtime_error("timeout: the job ran but did not return within the grace period");
+  }
+
+  // 3. Tasks in the background (asyncio's create_task): spawn starts them now; nothing awaits
+  // them until we choose to.
+  uvrt::future<int> beating = uvrt::spawn(heartbeat());
+  uvrt::future<int> fetching = uvrt::spawn(fetch_then_sleep());
+  co_await uvrt::sleep_for(35ms);
+  // cancel() delivers the cancellation to what each task awaits (a sleep, here).
+  std::printf("cpp-coroutines: cancelling the background tasks: %s, %s\n", uvrt::to_string(beating.cancel()),
+              uvrt::to_string(fetching.cancel()));
+  int beats = co_await std::move(beating);  // it caught cancelled_error and returned a value
+  std::printf("cpp-coroutines: the heartbeat task caught the cancellation and returned %d beats\n", beats);
+  if (beats < 1) throw std::runtime_error("heartbeat: no beat in 35 ms");
+  try {
+    (void)co_await std::move(fetching);
+    throw std::runtime_error("the cancelled task that does not catch returned a value");
+  } catch (const uvrt::cancelled_error&) {
+    std::printf("cpp-coroutines: the other task did not catch it: its future is cancelled\n");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -288,6 +415,7 @@ int main() {
         "cpp-coroutines: the task got \"%s\"; while the job was blocked the timer ticked %d times, "
         "largest gap between ticks %.1f ms\n",
         reply.c_str(), side.ticks(), side.max_gap_ms());
+    rt.block_on(compose());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cpp-coroutines: %s\n", e.what());
     return 1;
