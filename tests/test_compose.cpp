@@ -453,6 +453,9 @@ static void when_any_returns_the_fastest_index_and_value(void**) {
 
 // The losers are cancelled with abandon: when_any settles without waiting for them (running ones
 // are asked to stop and run on, a queued one never runs), and their late results are destroyed.
+// Regression (a TSan run of CI): the losers were cancelled after the result was published, so the
+// continuation below could release them before their stop was requested; they are told to stop
+// first now, and a loser always sees its stop token.
 static void when_any_abandons_the_losers_and_destroys_their_late_results(void**) {
   tracked::reset();
   uvrt::limiter one(1);

@@ -133,19 +133,22 @@ class race_op final : public watch_op {
 
  private:
   bool settled(std::size_t i) noexcept override {
-    if (cancelled_) {
-      settle_cancelled(cell_);
-    } else if (failed(i)) {
-      settle_failure(cell_, failure_of(i));
+    std::exception_ptr failure = failed(i) ? failure_of(i) : nullptr;
+    job_core* winner = take(i);
+    // The losers first, so that they have been told to stop when the result's waiter runs: settled
+    // as cancelled at once, their late results destroyed when they arrive.
+    cancel_inputs(cancel_mode::abandon);
+    if (cancelled_ || failure) {
+      if (cancelled_) settle_cancelled(cell_);
+      else settle_failure(cell_, std::move(failure));
+      winner->vt->release(winner);
     } else {
       try {
-        settle_value<any_result<T>>(cell_, any_result<T>{i, value_from<T>(take(i))});
+        settle_value<any_result<T>>(cell_, any_result<T>{i, value_from<T>(winner)});
       } catch (...) {
         settle_error(cell_, std::current_exception());
       }
     }
-    // The losers: settled as cancelled at once, their late results destroyed when they arrive.
-    cancel_inputs(cancel_mode::abandon);
     retire();
     return true;
   }
