@@ -1805,6 +1805,23 @@ static void with_grace_done_gets_etimedout_when_the_stopped_work_returns(void** 
   assert_int_equal(s.abandoned, 0);
 }
 
+/* Regression (second review of issue 13): a grace period of UINT64_MAX ms ("as long as the stopped
+ * work needs") made the runtime's clock round its deadline up past 2^64 to 0 ms and restart itself
+ * with 0 from inside its own callback, which libuv 1.44 runs again in the same pass, for ever: the
+ * loop never polled again and done never ran. */
+static void a_grace_period_of_uint64_max_waits_for_the_stopped_work(void** state) {
+  struct fixture* fx = fixture_with_runtime(state);
+  struct call* c = new_call(fx, fx->rt);
+  c->hold = true;
+  assert_int_equal(submit_timed(c, 5, UINT64_MAX, NULL), 0);
+  assert_true(wait_for(&fx->started, 1));
+  assert_int_equal(uvrt_runtime_run(fx->rt), 0);
+
+  assert_int_equal(atomic_load(&c->saw_stop), 1);
+  assert_int_equal(c->done_calls, 1);
+  assert_int_equal(c->done_status, UVRT_ETIMEDOUT);
+}
+
 /* With a grace period and a work function that ignores the stop request: done gets
  * UVRT_ETIMEDOUT at timeout + grace while the work still runs; done may release the handle then,
  * and the job lives on until its work returns (whose outcome is dropped, done not called again). */
@@ -2511,6 +2528,7 @@ int main(int argc, char** argv) {
       TEST(a_running_job_whose_timeout_expires_is_asked_to_stop_and_done_gets_etimedout),
       TEST(with_grace_0_done_gets_etimedout_at_once_and_the_late_outcome_is_dropped),
       TEST(with_grace_done_gets_etimedout_when_the_stopped_work_returns),
+      TEST(a_grace_period_of_uint64_max_waits_for_the_stopped_work),
       TEST(with_grace_done_gets_etimedout_at_its_end_if_the_work_still_runs),
       TEST(a_job_that_returns_before_its_timeout_gets_its_own_outcome),
       TEST(a_job_cancelled_before_its_timeout_gets_ecanceled),

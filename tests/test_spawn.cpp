@@ -1433,6 +1433,43 @@ static void a_long_chain_of_spawned_tasks_runs_in_bounded_stack(void**) {
   assert_int_equal(rt.block_on(std::move(last)), links);
 }
 
+// Regression (second review of issue 13): at teardown a chain of spawned tasks, each awaiting the
+// one before, whose first waits on something uvrt does not know. Destroying the first resumes the
+// next with cancelled_error, and so on; past 64 nested settlements the next link's continuation is
+// deferred to the mailbox (publish), and the reap took the links still waiting for it for stuck
+// ones and destroyed them unresumed. It now stops until the deferred continuations have run.
+static void teardown_resumes_every_link_of_a_long_chain_awaiting_a_stuck_task(void**) {
+  constexpr int links = 300;
+  int resumed = 0;
+  int destroyed_unresumed = 0;
+  struct guard {
+    bool resumed = false;
+    int* unresumed;
+    ~guard() {
+      if (!resumed) ++*unresumed;
+    }
+  };
+  auto first = []() -> uvrt::task<void> { co_await std::suspend_always{}; };
+  auto link = [](uvrt::future<void> before, int& resumed, int& unresumed) -> uvrt::task<void> {
+    guard g{false, &unresumed};
+    try {
+      co_await std::move(before);
+    } catch (const uvrt::cancelled_error&) {
+    }
+    g.resumed = true;
+    ++resumed;
+  };
+  uvrt::future<void> last;
+  {
+    uvrt::runtime rt;
+    last = rt.spawn(first());
+    for (int i = 0; i < links; ++i) last = rt.spawn(link(std::move(last), resumed, destroyed_unresumed));
+  }
+  assert_int_equal(resumed, links);
+  assert_int_equal(destroyed_unresumed, 0);
+  assert_true(last.ready());
+}
+
 int main() {
   const struct CMUnitTest tests[] = {
       // Spawning
@@ -1484,6 +1521,7 @@ int main() {
       cmocka_unit_test(a_task_that_destroys_its_runtime_runs_on_to_its_end),
       cmocka_unit_test(a_continuation_destroying_the_runtime_as_a_when_any_settles_keeps_its_outcome),
       cmocka_unit_test(a_long_chain_of_spawned_tasks_runs_in_bounded_stack),
+      cmocka_unit_test(teardown_resumes_every_link_of_a_long_chain_awaiting_a_stuck_task),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -73,6 +73,9 @@ void core::reap_stuck_tasks() noexcept {
   // which resumes a task that awaits it (with cancelled_error), and that task runs on until it
   // ends or suspends again (it can start no new work). Only when every task left awaits another's
   // future (a cycle) is one destroyed while it awaits a uvrt future.
+  // A task resumed so deep in a chain of such settlements that its continuation was deferred
+  // (publish) is not stuck either: the reap stops until the mailbox has resumed it, and its
+  // callback comes back here. The frames' destructors are user code: in a callback scope.
   while (tasks_head) {
     task_op* victim = tasks_head;
     for (task_op* t = tasks_head; t; t = t->next_task)
@@ -80,7 +83,11 @@ void core::reap_stuck_tasks() noexcept {
         victim = t;
         break;
       }
-    victim->destroy_stuck();
+    {
+      callback_scope scope(*this);
+      victim->destroy_stuck();
+    }
+    if (!settled()) return;
   }
 }
 

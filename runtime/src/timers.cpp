@@ -86,7 +86,8 @@ void timers::rearm() noexcept {
     uv_timer_stop(&clock);
     return;
   }
-  const std::uint64_t due_ms = (heap_.front()->deadline + 999'999) / 1'000'000;
+  const std::uint64_t deadline = heap_.front()->deadline;
+  const std::uint64_t due_ms = deadline / 1'000'000 + (deadline % 1'000'000 != 0);  // no overflow near 2^64
   const std::uint64_t now_ms = uv_now(clock.loop);
   std::uint64_t wait_ms = due_ms > now_ms ? due_ms - now_ms : 0;
   if (torn_down_) wait_ms = 0;  // teardown: everything fires now
@@ -113,9 +114,9 @@ void timers::on_clock(uv_timer_t* h) {
     timer_entry* e = t.pop();
     e->fire(e, t.torn_down_);
   }
-  t.firing_ = false;
   if (c.inherited()) return;
-  t.rearm();
+  t.rearm();  // still firing_: at least 1 ms
+  t.firing_ = false;
   c.progress();
 }
 
