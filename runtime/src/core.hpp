@@ -121,6 +121,14 @@ class core {
     settle_.arrive(j, settle_now);
     progress();
   }
+  // A job cancelled before it ran (in the queue, or waiting for a token), taken out of `from` by
+  // the caller: to the backlog, where it settles as cancelled on a later turn.
+  void never_ran(job_core* j, job_place from) noexcept {
+    j->flags |= flag_never_ran;
+    j->outcome = job_state::cancelled;
+    move_job(j, from, job_place::arrived);
+    settle_.arrive(j, false);
+  }
   // A carrier is back (its after-work callback, after its returns were taken): carriers go out
   // again while the runtime is open; in teardown, the last one may end it.
   void carrier_back() noexcept;

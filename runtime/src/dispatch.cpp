@@ -360,11 +360,8 @@ bool dispatch::cancel_if_queued(job_core* j) noexcept {
 
 void dispatch::never_ran(job_core* j) noexcept {
   --unreturned_;
-  j->flags |= flag_never_ran;
-  j->outcome = job_state::cancelled;
-  move_job(j, job_place::dispatched, job_place::arrived);
   give_token_back(core_, j);
-  core_.settle_.arrive(j, false);
+  core_.never_ran(j, job_place::dispatched);
 }
 
 // The whole queue at once, under one lock: job by job, a carrier could take the next one between

@@ -40,11 +40,8 @@ void take_granted_job(core& c, job_core* j) noexcept {
   c.tokens_.remove(limiter_of(j));
   if ((j->flags & flag_never_ran) || !c.takes_work()) {
     // Cancelled on its way, or the runtime stopped meanwhile: it never runs.
-    j->flags |= flag_never_ran;
-    j->outcome = job_state::cancelled;
-    move_job(j, job_place::limited, job_place::arrived);
     give_token_back(c, j);
-    c.settle_.arrive(j, false);
+    c.never_ran(j, job_place::limited);
   } else {
     c.dispatch_.submit(j);
   }
@@ -127,12 +124,12 @@ bool cancel_waiting_for_token(core& c, job_core* j) noexcept {
       --l.waiting;
     }
   }
-  j->flags |= flag_never_ran;
-  j->outcome = job_state::cancelled;
-  if (on_its_way) return true;  // take_granted_job settles it and gives its token back
+  if (on_its_way) {
+    j->flags |= flag_never_ran;  // take_granted_job settles it and gives its token back
+    return true;
+  }
   c.tokens_.remove(&l);
-  move_job(j, job_place::limited, job_place::arrived);
-  c.settle_.arrive(j, false);
+  c.never_ran(j, job_place::limited);
   c.dispatch_.keep_alive(c.tokens_.count());
   return true;
 }
@@ -180,10 +177,7 @@ std::size_t cancel_token_waits(core& c) noexcept {
   while (mine) {
     job_core* next = mine->next;
     c.tokens_.remove(limiter_of(mine));
-    mine->flags |= flag_never_ran;
-    mine->outcome = job_state::cancelled;
-    move_job(mine, job_place::limited, job_place::arrived);
-    c.settle_.arrive(mine, false);
+    c.never_ran(mine, job_place::limited);
     mine = next;
   }
   c.dispatch_.keep_alive(c.tokens_.count());
