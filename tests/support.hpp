@@ -185,6 +185,27 @@ class watchdog {
   std::shared_ptr<state> s_;
 };
 
+// Time checks for sleeps and timeouts: `elapsed` must be at least `deadline` (never early) and at
+// most `deadline + late_slack`, generous enough for a loaded CI machine.
+inline constexpr std::chrono::nanoseconds late_slack = std::chrono::milliseconds(50);
+
+inline std::chrono::nanoseconds since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::steady_clock::now() - t0;
+}
+
+inline double in_ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
+
+inline void check_on_time(const char* what, std::chrono::nanoseconds elapsed, std::chrono::nanoseconds deadline) {
+  if (elapsed < deadline) fail_msg("%s settled early: after %.3f ms, deadline %.3f ms", what, in_ms(elapsed), in_ms(deadline));
+  if (elapsed > deadline + late_slack)
+    fail_msg("%s settled late: after %.3f ms, deadline %.3f ms (+%.0f ms allowed)", what, in_ms(elapsed), in_ms(deadline),
+             in_ms(late_slack));
+}
+
+inline void check_at_most(const char* what, std::chrono::nanoseconds elapsed, std::chrono::nanoseconds limit) {
+  if (elapsed > limit) fail_msg("%s took %.3f ms, expected at most %.3f ms", what, in_ms(elapsed), in_ms(limit));
+}
+
 // cmocka setup and teardown that run a test under a 60 s watchdog (they run even when the test
 // fails): a wait that never ends fails that test instead of hanging the executable until meson's
 // timeout. Register such a test with guarded_test(f).

@@ -33,18 +33,10 @@ using test::tracked;
 using test::wait_for_stop;
 using test::watchdog;
 
-constexpr nanoseconds slack = 50ms;
-
-nanoseconds since(clk::time_point t0) { return clk::now() - t0; }
-
-double in_ms(nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
-
-void check_on_time(const char* what, nanoseconds elapsed, nanoseconds deadline) {
-  if (elapsed < deadline) fail_msg("%s settled early: after %.3f ms, deadline %.3f ms", what, in_ms(elapsed), in_ms(deadline));
-  if (elapsed > deadline + slack)
-    fail_msg("%s settled late: after %.3f ms, deadline %.3f ms (+%.0f ms allowed)", what, in_ms(elapsed), in_ms(deadline),
-             in_ms(slack));
-}
+using test::check_on_time;
+using test::in_ms;
+using test::since;
+constexpr nanoseconds slack = test::late_slack;
 
 // What an input throws, to check that its type and message survive the combinator.
 struct job_failure : std::runtime_error {

@@ -51,6 +51,17 @@ std::string refusal(F&& f) {
   }
 }
 
+// How a forked child ended, once it has: "exited N", "killed by signal N"; "not forked" for a pid
+// of -1.
+std::string end_of(pid_t child) {
+  if (child <= 0) return "not forked";
+  int status = 0;
+  if (waitpid(child, &status, 0) != child) return "waitpid failed";
+  if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "ended another way";
+}
+
 // Forks; the child runs `body(write_line)` and ends with _exit(0) (3 if `body` threw). Returns the
 // child's pid and the read end of its report pipe.
 template <class Body>
@@ -235,13 +246,7 @@ void fork_inside_a_continuation_leaves_the_child_a_refusing_block_on(void**) {
   int value = 0;
   const std::string outcome = refusal([&] { value = rt->block_on(std::move(slow)); });
   if (child == 0) _exit(outcome == "usage_error naming fork" ? 0 : outcome == "returned" ? 1 : 2);
-  int status = 0;
-  std::string child_end = "not forked";
-  if (child > 0) {
-    if (waitpid(child, &status, 0) != child) child_end = "waitpid failed";
-    else if (WIFEXITED(status)) child_end = "exited " + std::to_string(WEXITSTATUS(status));
-    else if (WIFSIGNALED(status)) child_end = "killed by signal " + std::to_string(WTERMSIG(status));
-  }
+  const std::string child_end = end_of(child);
   rt.reset();
   dog.disarm();
 
@@ -271,13 +276,7 @@ void fork_inside_a_timer_continuation_leaves_the_rest_of_the_pass_to_the_parent(
   test::watchdog dog("a fork inside a timer continuation", std::chrono::seconds(15));
   const std::string outcome = refusal([&] { rt.run(); });
   if (child == 0) _exit(second_ran ? 3 : 0);
-  int status = 0;
-  std::string child_end = "not forked";
-  if (child > 0) {
-    if (waitpid(child, &status, 0) != child) child_end = "waitpid failed";
-    else if (WIFEXITED(status)) child_end = "exited " + std::to_string(WEXITSTATUS(status));
-    else if (WIFSIGNALED(status)) child_end = "killed by signal " + std::to_string(WTERMSIG(status));
-  }
+  const std::string child_end = end_of(child);
   dog.disarm();
 
   assert_string_equal(outcome.c_str(), "returned");

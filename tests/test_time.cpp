@@ -37,24 +37,10 @@ using test::tracked;
 using test::wait_for_stop;
 using test::watchdog;
 
-// How much later than its deadline a sleep or timeout may settle before a test calls it late.
-constexpr nanoseconds slack = 50ms;
-
-nanoseconds since(clk::time_point t0) { return clk::now() - t0; }
-
-double in_ms(nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
-
-// `elapsed` must be at least `deadline` (never early) and at most deadline + slack.
-void check_on_time(const char* what, nanoseconds elapsed, nanoseconds deadline) {
-  if (elapsed < deadline) fail_msg("%s settled early: after %.3f ms, deadline %.3f ms", what, in_ms(elapsed), in_ms(deadline));
-  if (elapsed > deadline + slack)
-    fail_msg("%s settled late: after %.3f ms, deadline %.3f ms (+%.0f ms allowed)", what, in_ms(elapsed), in_ms(deadline),
-             in_ms(slack));
-}
-
-void check_at_most(const char* what, nanoseconds elapsed, nanoseconds limit) {
-  if (elapsed > limit) fail_msg("%s took %.3f ms, expected at most %.3f ms", what, in_ms(elapsed), in_ms(limit));
-}
+using test::check_at_most;
+using test::check_on_time;
+using test::since;
+constexpr nanoseconds slack = test::late_slack;
 
 // What a job throws, to check that its type survives a timeout.
 struct job_failure : std::runtime_error {

@@ -21,13 +21,23 @@ void complete(job_core* j) noexcept {
   auto& counters = core_of(j)->counters;
   ++counters.settled;
   if (j->outcome == job_state::cancelled) ++counters.cancelled;
+  resume_waiter(j, j->outcome);
+}
+
+void resume_waiter(job_core* j, job_state s) noexcept {
   continuation* k = j->cont;
   if (k) j->cont = nullptr;
-  j->state.store(j->outcome, std::memory_order_release);
+  j->state.store(s, std::memory_order_release);
   if (k) {
     callback_scope scope(*core_of(j));
     k->resume(k);
   }
+}
+
+void settle_early(job_core* j) noexcept {
+  if (j->cont) core_of(j)->mail_.defer(j);
+  j->flags |= flag_abandoned;
+  j->state.store(job_state::cancelled, std::memory_order_release);
 }
 
 cancel_result cancel(job_core* j, cancel_mode mode) {

@@ -205,6 +205,12 @@ class core {
   core* live_next_ = nullptr;
 };
 
+// completion.cpp: the two ways any future settles, a job's or a loop operation's cell.
+// Publishes `s` and resumes the continuation, if any, in a callback_scope.
+void resume_waiter(job_core* j, job_state s) noexcept;
+// Settles `j` as cancelled now and defers its continuation to the mailbox (room made by the caller).
+void settle_early(job_core* j) noexcept;
+
 [[noreturn]] void fatal(const char* message) noexcept;
 void report_lost(const std::exception_ptr& e, const char* why) noexcept;
 

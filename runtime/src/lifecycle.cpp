@@ -36,12 +36,10 @@ void core::check_invariants() const noexcept {
 
 void core::abandon(job_core* j) noexcept {
   if (j->flags & flag_abandoned) return;
-  if (j->cont) mail_.defer(j);
-  j->flags |= flag_abandoned;
   ++settled_early_;
   ++counters.settled;
   ++((j->flags & flag_never_ran) ? counters.cancelled : counters.abandoned);
-  j->state.store(job_state::cancelled, std::memory_order_release);
+  settle_early(j);
 }
 
 core::census core::cancel_all() noexcept {

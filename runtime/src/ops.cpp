@@ -21,8 +21,7 @@ constexpr unsigned max_publish_depth = 64;
 
 void publish(job_core* j, job_state s) noexcept {
   core* c = core_of(j);
-  continuation* k = j->cont;
-  if (k && publish_depth >= max_publish_depth) {
+  if (j->cont && publish_depth >= max_publish_depth) {
     try {
       c->mail_.make_room_to_defer(1);
       j->state.store(s, std::memory_order_release);
@@ -32,25 +31,15 @@ void publish(job_core* j, job_state s) noexcept {
       // No room to defer: resumed here after all.
     }
   }
-  if (k) j->cont = nullptr;
-  j->state.store(s, std::memory_order_release);
-  if (k) {
-    callback_scope scope(*c);
-    ++publish_depth;
-    k->resume(k);
-    --publish_depth;
-  }
+  ++publish_depth;
+  resume_waiter(j, s);
+  --publish_depth;
 }
 
 void abandon_cell(job_core* j) {
   if (j->flags & flag_abandoned) return;
-  core* c = core_of(j);
-  if (j->cont) {
-    c->mail_.make_room_to_defer(1);
-    c->mail_.defer(j);
-  }
-  j->flags |= flag_abandoned;
-  j->state.store(job_state::cancelled, std::memory_order_release);
+  if (j->cont) core_of(j)->mail_.make_room_to_defer(1);
+  settle_early(j);
 }
 
 cancel_result cancel_cell(job_core* j, cancel_mode mode) { return op_of(j)->cancel(mode); }

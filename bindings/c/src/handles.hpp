@@ -33,6 +33,7 @@
 #include <uvrt.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <new>
 #include <thread>
@@ -74,7 +75,7 @@ namespace uvrt::c_api {
 // entry in its runtime's timer heap, the grace period, and where the timeout stands.
 struct c_timeout : detail::timer_entry {
   uvrt_job_s* job;
-  std::uint64_t grace_ns;        // 0: none
+  std::chrono::nanoseconds grace;  // 0: none
   std::atomic<bool> returned{false};  // the worker: the work function has returned
   bool expired = false;          // loop thread: the timeout came first; done gets UVRT_ETIMEDOUT
   bool in_grace = false;         // loop thread: armed for the end of the grace period

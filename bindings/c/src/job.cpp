@@ -15,6 +15,7 @@
 // The teardown fires every entry early: the timer is dropped and the job follows the teardown's
 // rules (an expired timeout still makes its status UVRT_ETIMEDOUT).
 #include <cassert>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -71,15 +72,10 @@ void release(job_core* j) noexcept {
   }
 }
 
-// `now + ns`, saturated.
-std::uint64_t deadline_after(std::uint64_t now, std::uint64_t ns) noexcept {
-  return ns > std::numeric_limits<std::uint64_t>::max() - now ? std::numeric_limits<std::uint64_t>::max() : now + ns;
-}
-
-// Milliseconds as nanoseconds, saturated.
-std::uint64_t ms_to_ns(std::uint64_t ms) noexcept {
-  constexpr std::uint64_t max_ms = std::numeric_limits<std::uint64_t>::max() / 1'000'000;
-  return ms > max_ms ? std::numeric_limits<std::uint64_t>::max() : ms * 1'000'000;
+// Milliseconds as a duration, saturated: uvrt::detail::deadline_after takes it from there.
+std::chrono::nanoseconds ms_to_ns(std::uint64_t ms) noexcept {
+  constexpr std::uint64_t max_ms = std::numeric_limits<std::int64_t>::max() / 1'000'000;
+  return ms > max_ms ? std::chrono::nanoseconds::max() : std::chrono::milliseconds(ms);
 }
 
 // The timer entry's fire: see the state table at the top of this file. Loop thread.
@@ -98,10 +94,10 @@ void timeout_fired(uvrt::detail::timer_entry* e, bool torn_down) noexcept {
     if (core->dispatch_.cancel_if_queued(j)) return;
     // Running (or taken by a carrier, about to): asked to stop.
     job->stop_requested.store(true, std::memory_order_relaxed);
-    if (t->grace_ns != 0) {
+    if (t->grace != std::chrono::nanoseconds::zero()) {
       t->in_grace = true;
       // The heap has the room this entry had a moment ago.
-      uvrt::detail::arm(core, t, deadline_after(uvrt::detail::clock_now(), t->grace_ns));
+      uvrt::detail::arm(core, t, uvrt::detail::deadline_after(t->grace));
       return;
     }
   }
@@ -277,9 +273,9 @@ namespace {
     c_timeout* t = ::new (static_cast<void*>(timeout_of(j))) c_timeout;
     t->fire = &timeout_fired;
     t->job = j;
-    t->grace_ns = ms_to_ns(opts.grace_ms);
+    t->grace = ms_to_ns(opts.grace_ms);
     // From submission: armed before the job is handed over (which cannot settle it).
-    uvrt::detail::arm(core, t, deadline_after(uvrt::detail::clock_now(), ms_to_ns(opts.timeout_ms)));
+    uvrt::detail::arm(core, t, uvrt::detail::deadline_after(ms_to_ns(opts.timeout_ms)));
   }
   uvrt::detail::submit(core, &j->job);
   if (job) *job = j;
