@@ -23,7 +23,6 @@
 #include <stdexcept>
 #include <stop_token>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "http.hpp"
