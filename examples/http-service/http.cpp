@@ -1,0 +1,222 @@
+// http: see http.hpp. The parser is driven by pausing, never by failing callbacks: a callback
+// records why it stopped and pauses, and feed() decides, so every decision about limits and
+// errors is made in one place with the exact byte count in hand.
+#include "http.hpp"
+
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <system_error>
+
+namespace service {
+
+namespace {
+
+std::string_view reason(int status) noexcept {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+  }
+  return "Unknown";
+}
+
+route error_route(int status, std::string message) {
+  route r;
+  r.status = status;
+  r.error = std::move(message);
+  return r;
+}
+
+// The id of /query: decimal digits only, 0 .. 2^63-1, exactly once among the parameters.
+route query_route(std::string_view query) {
+  std::string_view value;
+  bool seen = false;
+  while (!query.empty()) {
+    std::size_t amp = query.find('&');
+    std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    std::size_t eq = param.find('=');
+    if (param.substr(0, eq) != "id") continue;
+    if (seen) return error_route(400, "id given more than once");
+    seen = true;
+    value = eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
+  }
+  if (!seen) return error_route(400, "missing id");
+  if (value.empty()) return error_route(400, "empty id");
+  for (char c : value)
+    if (c < '0' || c > '9') return error_route(400, "id must be decimal digits");
+  std::int64_t id = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), id);
+  if (ec != std::errc{} || end != value.data() + value.size()) return error_route(400, "id out of range");
+  route r;
+  r.what = route::kind::query;
+  r.id = id;
+  return r;
+}
+
+}  // namespace
+
+request_parser::request_parser(http_limits limits) noexcept : limits_(limits) {
+  http_parser_init(&parser_, HTTP_REQUEST);
+  parser_.data = this;
+}
+
+void request_parser::pause(stop why) noexcept {
+  stop_ = why;
+  http_parser_pause(&parser_, 1);
+}
+
+request_parser::result request_parser::fail(int status, std::size_t consumed) noexcept {
+  error_status_ = status;
+  return {event::error, consumed};
+}
+
+void request_parser::next() noexcept {
+  req_ = request{};
+  in_head_ = true;
+  head_bytes_ = 0;
+  body_bytes_ = 0;
+}
+
+request_parser::result request_parser::feed(const char* data, std::size_t len) {
+  static const http_parser_settings settings = [] {
+    http_parser_settings s{};
+    s.on_message_begin = &on_message_begin;
+    s.on_url = &on_url;
+    s.on_headers_complete = &on_headers_complete;
+    s.on_body = &on_body;
+    s.on_message_complete = &on_message_complete;
+    return s;
+  }();
+  if (error_status_ != 0) return {event::error, 0};
+  // Pauses happen at the end of a head and of a message only, so one call of http_parser_execute
+  // never crosses from a head into a body: what it consumed belongs wholly to one or the other.
+  bool head_at_start = in_head_;
+  std::size_t n = http_parser_execute(&parser_, &settings, data, len);
+  if (head_at_start) head_bytes_ += n;
+  http_errno err = HTTP_PARSER_ERRNO(&parser_);
+  if (err == HPE_PAUSED) {
+    http_parser_pause(&parser_, 0);
+    stop why = stop_;
+    stop_ = stop::none;
+    switch (why) {
+      case stop::head_done:
+        in_head_ = false;
+        if (head_bytes_ > limits_.max_header_bytes) return fail(431, n);
+        // http_parser reports no Content-Length as ULLONG_MAX; a chunked body is counted in on_body.
+        if (parser_.content_length != ULLONG_MAX && parser_.content_length > limits_.max_body_bytes)
+          return fail(413, n);
+        return {event::head, n};
+      case stop::message_done:
+        return {event::request, n};
+      case stop::body_too_large:
+        return fail(413, n);
+      case stop::none:
+        break;
+    }
+    return fail(400, n);
+  }
+  if (err == HPE_HEADER_OVERFLOW) return fail(431, n);
+  if (err != HPE_OK) return fail(400, n);
+  if (in_head_ && head_bytes_ > limits_.max_header_bytes) return fail(431, n);
+  // Stopping early with no error or pause happens only after a protocol upgrade, which the
+  // service does not speak: what follows is not HTTP.
+  if (n != len) return fail(400, n);
+  return {event::need_more, n};
+}
+
+int request_parser::on_message_begin(http_parser* p) {
+  request_parser& self = of(p);
+  self.req_ = request{};
+  self.body_bytes_ = 0;
+  return 0;
+}
+
+int request_parser::on_url(http_parser* p, const char* at, std::size_t len) {
+  of(p).req_.url.append(at, len);  // bounded: feed() stops a head past max_header_bytes
+  return 0;
+}
+
+int request_parser::on_headers_complete(http_parser* p) {
+  request_parser& self = of(p);
+  self.req_.is_get = p->method == HTTP_GET;
+  self.req_.keep_alive = p->http_major == 1 && p->http_minor >= 1 && http_should_keep_alive(p) != 0 && !p->upgrade;
+  self.pause(stop::head_done);
+  return 0;
+}
+
+int request_parser::on_body(http_parser* p, const char*, std::size_t len) {
+  request_parser& self = of(p);
+  self.body_bytes_ += len;
+  if (self.body_bytes_ > self.limits_.max_body_bytes) self.pause(stop::body_too_large);
+  return 0;
+}
+
+int request_parser::on_message_complete(http_parser* p) {
+  request_parser& self = of(p);
+  if (p->upgrade) self.req_.keep_alive = false;
+  self.pause(stop::message_done);
+  return 0;
+}
+
+route route_request(const request& req) {
+  std::string_view url = req.url;
+  std::string_view path = url.substr(0, url.find_first_of("?#"));
+  std::string_view query;
+  if (std::size_t q = url.find('?'); q != std::string_view::npos && q < url.find('#')) {
+    query = url.substr(q + 1);
+    query = query.substr(0, query.find('#'));
+  }
+  route r;
+  if (path == "/health") r.what = route::kind::health;
+  else if (path == "/stats") r.what = route::kind::stats;
+  else if (path == "/query") r.what = route::kind::query;
+  else return error_route(404, "not found");
+  if (!req.is_get) return error_route(405, "method not allowed");
+  if (r.what == route::kind::query) return query_route(query);
+  return r;
+}
+
+std::string format_response(int status, std::string_view json_body, bool keep_alive) {
+  std::string out;
+  out.reserve(160 + json_body.size());
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += reason(status);
+  out += "\r\nContent-Type: application/json\r\nContent-Length: ";
+  out += std::to_string(json_body.size());
+  out += "\r\n";
+  if (status == 405) out += "Allow: GET\r\n";
+  if (!keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+  out += json_body;
+  return out;
+}
+
+std::string error_json(std::string_view message) {
+  std::string out = "{\"error\":\"";
+  for (char c : message) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(c));
+      out += esc;
+    } else {
+      out += c;
+    }
+  }
+  out += "\"}";
+  return out;
+}
+
+}  // namespace service
