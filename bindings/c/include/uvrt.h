@@ -1,14 +1,16 @@
-/* uvrt.h: the C API of uvrt. Run blocking calls on libuv's thread pool and get their results
+/** @file
+ * uvrt.h: the C API of uvrt. Run blocking calls on libuv's thread pool and get their results
  * back on the loop thread, from C (C11) or C++.
  *
  * It is a thin layer over the C++ runtime (<uvrt/uvrt.hpp>): the same runtime, the same pool
  * sizing rules, the same teardown guarantees. In short:
- *
+ * @code
  *   uvrt_runtime_t *rt;
  *   uvrt_runtime_create(&rt, NULL);                     a runtime on a loop of its own
  *   uvrt_job_submit(rt, NULL, work, done, arg);         work(job, arg, &result) on the pool,
  *   uvrt_runtime_run(rt);                               then done(job, status, result, arg)
  *   uvrt_runtime_destroy(rt);                           on the loop thread
+ * @endcode
  *
  * Conventions, as in libuv:
  *   - Every function that can fail returns 0 or a negative error code (UVRT_E*, see
@@ -42,7 +44,7 @@
 extern "C" {
 #endif
 
-/* Error codes. Where libuv has a code with the same meaning, uvrt uses libuv's value, so a work
+/** Error codes. Where libuv has a code with the same meaning, uvrt uses libuv's value, so a work
  * function may also return any UV_E* code (or a negated errno) and uvrt_strerror will name it. */
 #define UVRT_ERRNO_MAP(XX)                                                                        \
   XX(EINVAL, UV_EINVAL, "invalid argument")                                                       \
@@ -62,64 +64,73 @@ extern "C" {
   XX(EFORKED, -30007, "runtime inherited through fork(): it belongs to the parent process")       \
   XX(EQUEUEFULL, -30008, "the runtime's queue is full: max_queued jobs are waiting already")
 
+/** uvrt's error codes: UVRT_<name> = value for each XX(name, value, text) of UVRT_ERRNO_MAP,
+ * which lists them; uvrt_strerror gives each one's text. */
 typedef enum {
+/** Makes one entry of UVRT_ERRNO_MAP an enumerator of uvrt_errno_t; undefined after use. */
 #define UVRT_ERRNO_ENUM_ITEM(name, value, text) UVRT_##name = (value),
   UVRT_ERRNO_MAP(UVRT_ERRNO_ENUM_ITEM)
 #undef UVRT_ERRNO_ENUM_ITEM
-  UVRT_ERRNO_MAX = -30009
+  UVRT_ERRNO_MAX = -30009 /**< one past the last of uvrt's own codes (not a code) */
 } uvrt_errno_t;
 
-/* A short English description of `err`. uvrt's and libuv's codes, and (with glibc) negated errno
+/** A short English description of `err`. uvrt's and libuv's codes, and (with glibc) negated errno
  * values, get a static string ("success" for 0). Any other code gets "Unknown error N", written
  * to a per-thread buffer that the next such call on the same thread overwrites. */
 UVRT_EXTERN const char* uvrt_strerror(int err);
 
-/* The code's name ("UVRT_ECANCELED", libuv's "EIO", "OK" for 0), with the same lifetime rule. */
+/** The code's name ("UVRT_ECANCELED", libuv's "EIO", "OK" for 0), with the same lifetime rule. */
 UVRT_EXTERN const char* uvrt_err_name(int err);
 
+/** A runtime (uvrt::runtime in C++): a loop, its own or the application's, and the jobs it
+ * submits to libuv's pool. Made by uvrt_runtime_create or uvrt_runtime_create_on_loop, used on
+ * its loop thread, ended by uvrt_runtime_destroy. */
 typedef struct uvrt_runtime_s uvrt_runtime_t;
+/** A handle of one submitted job (uvrt_job_submit), for cancelling it and reading its message;
+ * the caller's until uvrt_job_release. */
 typedef struct uvrt_job_s uvrt_job_t;
-typedef struct uvrt_limiter_s uvrt_limiter_t;
+typedef struct uvrt_limiter_s uvrt_limiter_t; /* described above uvrt_limiter_create */
 
-/* uvrt_options_t.reserved_threads: reserve no thread, and say so (0 there means "no preference"). */
+/** uvrt_options_t.reserved_threads: reserve no thread, and say so (0 there means "no preference"). */
 #define UVRT_RESERVED_NONE (-1)
 
-/* Options of a runtime. Zero-initialise it (uvrt_options_t o = {0}, or C's designated
+/** Options of a runtime. Zero-initialise it (uvrt_options_t o = {0}, or C's designated
  * initialisers; uvrt_options_t o{} in C++), then set what you need: 0 is every field's default,
  * and fields added in later versions are appended with 0 as their default too, so such code keeps
  * its meaning when it is recompiled. The struct has no size field: a program must be recompiled
  * against the uvrt.h of the library it runs with (uvrt 0.x promises no binary compatibility
  * across versions). */
 typedef struct uvrt_options_s {
-  /* Size of libuv's process-wide thread pool. 0: no preference (the running pool, else
+  /** Size of libuv's process-wide thread pool. 0: no preference (the running pool, else
    * UV_THREADPOOL_SIZE if set, else 4). Otherwise 1 to 1024, and it must match the pool if the
    * pool already runs. UV_THREADPOOL_SIZE is validated too: "abc", "", "0", "-1", "1025", " 8"
    * and "8abc" are refused with UVRT_EPOOLSIZE instead of being silently mapped. */
   int threadpool_size;
-  /* Threads of libuv's pool that uvrt's jobs never occupy, so that libuv's own pool work (file
+  /** Threads of libuv's pool that uvrt's jobs never occupy, so that libuv's own pool work (file
    * system requests, uv_getaddrinfo, uv_random, the application's uv_queue_work) always finds one
    * free. Process-wide like the pool size: all runtimes of the process together keep at most
    * pool size - reserved threads busy, and the first runtime created (from C or C++) sets it.
-   *   0                   no preference: the process's number, or, if this runtime is the
-   *                       first, uvrt's default (what uvrt::options{} gives in C++). As for
-   *                       threadpool_size, so that a zero-initialised struct never conflicts
-   *                       with what another part of the process chose.
-   *   1 to pool size - 1  reserve that many.
-   *   UVRT_RESERVED_NONE  reserve none (the C++ API's 0).
+   *   - 0                   no preference: the process's number, or, if this runtime is the
+   *                         first, uvrt's default (what uvrt::options{} gives in C++). As for
+   *                         threadpool_size, so that a zero-initialised struct never conflicts
+   *                         with what another part of the process chose.
+   *   - 1 to pool size - 1  reserve that many.
+   *   - UVRT_RESERVED_NONE  reserve none (the C++ API's 0).
+   *
    * Anything else (a negative number other than UVRT_RESERVED_NONE, the pool size or more):
    * UVRT_EPOOLSIZE. A number other than the one the process reserves already: UVRT_EPOOLCONFLICT. */
   int reserved_threads;
-  /* How many jobs of this runtime may wait to run at once (queued for a pool thread, or waiting
+  /** How many jobs of this runtime may wait to run at once (queued for a pool thread, or waiting
    * for a limiter's token); past it uvrt_job_submit returns UVRT_EQUEUEFULL and queues nothing.
    * 0: no bound. */
   size_t max_queued;
 } uvrt_options_t;
 
-/* The number of threads in libuv's pool, starting the pool first if nobody has (as creating a
+/** The number of threads in libuv's pool, starting the pool first if nobody has (as creating a
  * runtime with default options would). Returns a positive count or UVRT_EPOOLSIZE. */
 UVRT_EXTERN int uvrt_threadpool_size(void);
 
-/* Creates a runtime on a loop of its own and stores it in *runtime. `options` may be NULL (all
+/** Creates a runtime on a loop of its own and stores it in *runtime. `options` may be NULL (all
  * defaults); it is only read during the call. The calling thread becomes the runtime's loop
  * thread. The caller owns the runtime and ends it with uvrt_runtime_destroy.
  * Errors: UVRT_EINVAL (runtime is NULL), UVRT_EPOOLSIZE (threadpool_size or reserved_threads out
@@ -127,7 +138,7 @@ UVRT_EXTERN int uvrt_threadpool_size(void);
  * UVRT_ENOMEM, UVRT_EINTERNAL (the loop could not be initialised). */
 UVRT_EXTERN int uvrt_runtime_create(uvrt_runtime_t** runtime, const uvrt_options_t* options);
 
-/* Creates a runtime embedded in `loop`, which the application owns, runs and closes; uvrt never
+/** Creates a runtime embedded in `loop`, which the application owns, runs and closes; uvrt never
  * closes it. The runtime adds six handles to the loop (two uv_async_t, a uv_check_t, a
  * uv_idle_t and two uv_timer_t, all with data pointing into uvrt; uv_walk shows them). They do not
  * keep uv_run going on their own: the async, check and shutdown timer handles are unreferenced,
@@ -143,7 +154,7 @@ UVRT_EXTERN int uvrt_runtime_create(uvrt_runtime_t** runtime, const uvrt_options
 UVRT_EXTERN int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t* loop,
                                             const uvrt_options_t* options);
 
-/* Destroys the runtime, with the C++ runtime's teardown guarantees: new submissions fail with
+/** Destroys the runtime, with the C++ runtime's teardown guarantees: new submissions fail with
  * UVRT_ECLOSING, queued jobs never run and their done callbacks get UVRT_ECANCELED, running jobs
  * see uvrt_job_stop_requested() return 1 and are waited for, and their done callbacks get the work
  * function's own status. A job whose work function had already returned but whose done callback
@@ -163,17 +174,17 @@ UVRT_EXTERN int uvrt_runtime_create_on_loop(uvrt_runtime_t** runtime, uv_loop_t*
  * (which run only in the parent), and every other call on it returns UVRT_EFORKED. */
 UVRT_EXTERN int uvrt_runtime_destroy(uvrt_runtime_t* runtime);
 
-/* The runtime's loop: its own, or the one it was created on. NULL for a NULL runtime. */
+/** The runtime's loop: its own, or the one it was created on. NULL for a NULL runtime. */
 UVRT_EXTERN uv_loop_t* uvrt_runtime_loop(const uvrt_runtime_t* runtime);
 
-/* uv_run(loop, UV_RUN_DEFAULT): turns the loop until nothing is pending or uv_stop is called.
+/** uv_run(loop, UV_RUN_DEFAULT): turns the loop until nothing is pending or uv_stop is called.
  * Returns 0, or UVRT_EINVAL, UVRT_ETHREAD, UVRT_EFORKED, UVRT_EBUSY (called from inside a done
  * callback of any runtime on this loop, or inside uvrt_runtime_run),
  * or UVRT_EEXCEPTION if a done callback threw a C++ exception (uvrt caught it and ran on). An
  * application that drives the loop itself with uv_run does not need this function. */
 UVRT_EXTERN int uvrt_runtime_run(uvrt_runtime_t* runtime);
 
-/* Runs on a pool thread. Store the result, if any, in *result (NULL on entry) and return 0; or
+/** Runs on a pool thread. Store the result, if any, in *result (NULL on entry) and return 0; or
  * return a nonzero error code, which reaches the done callback unchanged (by convention a UV_E*
  * code, a negated errno or one of your own negative codes). Return UVRT_ECANCELED after noticing
  * uvrt_job_stop_requested(). `job` is valid throughout; do not release it here.
@@ -186,7 +197,7 @@ UVRT_EXTERN int uvrt_runtime_run(uvrt_runtime_t* runtime);
  * result that must never leak reachable from `arg`, which stays the application's. */
 typedef int (*uvrt_work_cb)(uvrt_job_t* job, void* arg, void** result);
 
-/* Runs on the loop thread once the job has settled, exactly once. `status` is 0, UVRT_ECANCELED
+/** Runs on the loop thread once the job has settled, exactly once. `status` is 0, UVRT_ECANCELED
  * (the job was cancelled before it ran, or its runtime was destroyed first), UVRT_ETIMEDOUT (its
  * timeout expired first, see uvrt_job_options_t.timeout_ms), the work function's nonzero return
  * value, or UVRT_EEXCEPTION if a work function written in C++ threw (its what() is the job's
@@ -195,7 +206,7 @@ typedef int (*uvrt_work_cb)(uvrt_job_t* job, void* arg, void** result);
  * during the call, even if the application has already released it. */
 typedef void (*uvrt_done_cb)(uvrt_job_t* job, int status, void* result, void* arg);
 
-/* Queues `work(job, arg, &result)` on libuv's pool; `done(job, status, result, arg)` follows on
+/** Queues `work(job, arg, &result)` on libuv's pool; `done(job, status, result, arg)` follows on
  * the loop thread. `done` may be NULL. `arg` must stay valid until done has run.
  * If `job` is not NULL, *job receives a handle for cancelling the job and reading its message,
  * which the caller owns and must end with uvrt_job_release, at any time (before or after done).
@@ -207,20 +218,21 @@ typedef void (*uvrt_done_cb)(uvrt_job_t* job, int status, void* result, void* ar
 UVRT_EXTERN int uvrt_job_submit(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
                                 uvrt_done_cb done, void* arg);
 
-/* Options of one job, for uvrt_job_submit_ex. `size` must be sizeof(uvrt_job_options_t) as this
+/** Options of one job, for uvrt_job_submit_ex. `size` must be sizeof(uvrt_job_options_t) as this
  * header defines it, so that the struct can grow: initialise it with UVRT_JOB_OPTIONS_INIT, or
  * set size = sizeof(uvrt_job_options_t) and every other field to 0 / NULL. The struct of an
  * older uvrt.h (with `limiter` as its last field) is still accepted, its size saying so: the
  * fields it lacks are read as 0. */
 typedef struct uvrt_job_options_s {
+  /** sizeof(uvrt_job_options_t), set by the caller (UVRT_JOB_OPTIONS_INIT does). */
   size_t size;
-  /* At most uvrt_limiter_tokens(limiter) jobs submitted with this limiter run at once, across
+  /** At most uvrt_limiter_tokens(limiter) jobs submitted with this limiter run at once, across
    * every runtime and thread that uses it; the others wait in submission order inside uvrt,
    * holding no pool thread. A waiting job can be cancelled (uvrt_job_cancel returns 0) and a
    * runtime's destroy cancels it like any queued job. NULL: none. A job whose done callback got
    * UVRT_ETIMEDOUT while its work function still runs holds its token until that returns. */
   uvrt_limiter_t* limiter;
-  /* Milliseconds from submission after which the job, if it has not settled, is given up on, as
+  /** Milliseconds from submission after which the job, if it has not settled, is given up on, as
    * uvrt::timeout does in C++ (0: no timeout). Then:
    *   - a job still queued, or waiting for its limiter's token, is cancelled and never runs; its
    *     done callback gets UVRT_ETIMEDOUT (on the same turn of the loop);
@@ -239,16 +251,16 @@ typedef struct uvrt_job_options_s {
    * millisecond granularity, when the loop turns. Read from the struct only if its size covers
    * it. */
   uint64_t timeout_ms;
-  /* With timeout_ms: how long a running job that was asked to stop at its timeout may take to
+  /** With timeout_ms: how long a running job that was asked to stop at its timeout may take to
    * return before its done callback gets UVRT_ETIMEDOUT anyway (see timeout_ms). 0: none, done
    * is called at the timeout. Ignored without timeout_ms. */
   uint64_t grace_ms;
 } uvrt_job_options_t;
 
-/* A uvrt_job_options_t with every option at its default. */
+/** A uvrt_job_options_t with every option at its default. */
 #define UVRT_JOB_OPTIONS_INIT {sizeof(uvrt_job_options_t), NULL, 0, 0}
 
-/* uvrt_job_submit with options for this one job. `options` may be NULL (all defaults); it is
+/** uvrt_job_submit with options for this one job. `options` may be NULL (all defaults); it is
  * only read during the call (the limiter it names must outlive the job, see uvrt_limiter_t).
  * Errors: as uvrt_job_submit, and UVRT_EINVAL when options->size is smaller than
  * sizeof(uvrt_job_options_t) (the struct was not initialised) and not the size of an older
@@ -258,44 +270,46 @@ typedef struct uvrt_job_options_s {
 UVRT_EXTERN int uvrt_job_submit_ex(uvrt_runtime_t* runtime, uvrt_job_t** job, uvrt_work_cb work,
                                    uvrt_done_cb done, void* arg, const uvrt_job_options_t* options);
 
-/* Asks the job not to run, or to stop. Never calls the done callback itself; it runs later, from
+/** Asks the job not to run, or to stop. Never calls the done callback itself; it runs later, from
  * the loop. Returns:
- *   0               the job was still queued and never runs (again 0 if asked twice);
- *                   done gets UVRT_ECANCELED (UVRT_ETIMEDOUT if its timeout had cancelled it
- *                   already, on the same turn of the loop).
- *   UVRT_EBUSY      it is running (or has just finished): uvrt_job_stop_requested() now returns
- *                   1, and done gets whatever the work function returns.
- *   UVRT_EALREADY   its done callback has already run (or is running): nothing changed. Also
- *                   for a job whose done got UVRT_ETIMEDOUT while its work still runs.
+ *   - 0               the job was still queued and never runs (again 0 if asked twice);
+ *                     done gets UVRT_ECANCELED (UVRT_ETIMEDOUT if its timeout had cancelled it
+ *                     already, on the same turn of the loop).
+ *   - UVRT_EBUSY      it is running (or has just finished): uvrt_job_stop_requested() now returns
+ *                     1, and done gets whatever the work function returns.
+ *   - UVRT_EALREADY   its done callback has already run (or is running): nothing changed. Also
+ *                     for a job whose done got UVRT_ETIMEDOUT while its work still runs.
+ *
  * and UVRT_EINVAL (NULL), UVRT_ETHREAD or UVRT_EFORKED (a pending job of a runtime inherited
  * through fork()). */
 UVRT_EXTERN int uvrt_job_cancel(uvrt_job_t* job);
 
-/* 1 once uvrt_job_cancel, the job's timeout or the runtime's teardown asked the job to stop,
+/** 1 once uvrt_job_cancel, the job's timeout or the runtime's teardown asked the job to stop,
  * else 0 (also for NULL). Meant to be polled by the work function; safe on any thread while the job is held. */
 UVRT_EXTERN int uvrt_job_stop_requested(const uvrt_job_t* job);
 
-/* For the work function: records `message` (copied; NULL clears it) as the reason the job failed
+/** For the work function: records `message` (copied; NULL clears it) as the reason the job failed
  * and returns `code`, so that the work function can `return uvrt_job_fail(job, code, "why");`.
  * Returns UVRT_EINVAL if job is NULL or code is 0 (a failure needs a code), UVRT_ETHREAD if not
  * called by the job's own work function while it runs. If the message cannot be copied (out of
  * memory), it is recorded as "(out of memory: message lost)" and `code` is still returned. */
 UVRT_EXTERN int uvrt_job_fail(uvrt_job_t* job, int code, const char* message);
 
-/* The message recorded by uvrt_job_fail, or, when status is UVRT_EEXCEPTION, the exception's
+/** The message recorded by uvrt_job_fail, or, when status is UVRT_EEXCEPTION, the exception's
  * what(). NULL if there is none, if the job has not settled yet, if it timed out (done got
  * UVRT_ETIMEDOUT: what the work function recorded is dropped with its outcome), for a NULL job,
  * or off the loop thread. The string belongs to the job and lives until the handle ends. */
 UVRT_EXTERN const char* uvrt_job_message(const uvrt_job_t* job);
 
-/* Ends the caller's ownership of a job handle from uvrt_job_submit(_ex). It does not cancel: a
+/** Ends the caller's ownership of a job handle from uvrt_job_submit(_ex). It does not cancel: a
  * pending job still runs and its done callback still runs (with a valid `job`); the handle is
  * freed after that. Allowed inside the job's own done callback, and after the runtime is gone.
  * Returns 0, UVRT_EINVAL (NULL) or UVRT_ETHREAD. Releasing a handle twice, or one uvrt owns
  * (submitted with a NULL `job`), is a use after free that uvrt cannot detect. */
 UVRT_EXTERN int uvrt_job_release(uvrt_job_t* job);
 
-/* A capacity limiter (anyio's CapacityLimiter, uvrt::limiter in C++): a number of tokens that
+/** @typedef uvrt_limiter_t
+ * A capacity limiter (anyio's CapacityLimiter, uvrt::limiter in C++): a number of tokens that
  * bounds how many of the jobs submitted with it (uvrt_job_options_t.limiter) run at once, one
  * limiter per purpose (database calls, file responses, background work) on one shared pool. A job
  * borrows a token when it is handed to the pool and gives it back once its work function has
@@ -307,12 +321,12 @@ UVRT_EXTERN int uvrt_job_release(uvrt_job_t* job);
  * The limiter must outlive the jobs submitted with it: uvrt_limiter_destroy refuses while any of
  * them holds or waits for a token. */
 
-/* Creates a limiter of `tokens` tokens and stores it in *limiter; the caller owns it and ends it
+/** Creates a limiter of `tokens` tokens and stores it in *limiter; the caller owns it and ends it
  * with uvrt_limiter_destroy. Errors (*limiter untouched): UVRT_EINVAL (limiter is NULL, or 0
  * tokens: no job could ever run), UVRT_ENOMEM. */
 UVRT_EXTERN int uvrt_limiter_create(uvrt_limiter_t** limiter, size_t tokens);
 
-/* Destroys the limiter. Returns 0, UVRT_EINVAL (NULL), or UVRT_EBUSY while jobs hold or wait for
+/** Destroys the limiter. Returns 0, UVRT_EINVAL (NULL), or UVRT_EBUSY while jobs hold or wait for
  * its tokens: then nothing changes, and it can be destroyed once they are done (a job gives its
  * token back before its done callback runs). A job submitted with the limiter on another thread
  * while this call runs is outside the contract (the check and the destruction cannot be one step
@@ -320,60 +334,60 @@ UVRT_EXTERN int uvrt_limiter_create(uvrt_limiter_t** limiter, size_t tokens);
  * using any object before freeing it. */
 UVRT_EXTERN int uvrt_limiter_destroy(uvrt_limiter_t* limiter);
 
-/* Changes the number of tokens. Growing starts waiting jobs at once (on their runtimes' loop
+/** Changes the number of tokens. Growing starts waiting jobs at once (on their runtimes' loop
  * threads); shrinking takes effect as jobs give their tokens back, no running job is interrupted.
  * Returns 0, or UVRT_EINVAL (NULL, or 0 tokens; the number is left as it was). */
 UVRT_EXTERN int uvrt_limiter_set_tokens(uvrt_limiter_t* limiter, size_t tokens);
 
-/* The number of tokens. 0 for NULL. */
+/** The number of tokens. 0 for NULL. */
 UVRT_EXTERN size_t uvrt_limiter_tokens(const uvrt_limiter_t* limiter);
 
-/* Tokens held now, by jobs handed to the pool and not yet back on their runtime's loop thread.
+/** Tokens held now, by jobs handed to the pool and not yet back on their runtime's loop thread.
  * May exceed uvrt_limiter_tokens for a while after uvrt_limiter_set_tokens shrank it. 0 for
  * NULL. */
 UVRT_EXTERN size_t uvrt_limiter_borrowed(const uvrt_limiter_t* limiter);
 
-/* Jobs waiting for a token. 0 for NULL. */
+/** Jobs waiting for a token. 0 for NULL. */
 UVRT_EXTERN size_t uvrt_limiter_waiting(const uvrt_limiter_t* limiter);
 
-/* The distribution of one duration over the jobs recorded so far, in nanoseconds. Percentiles
+/** The distribution of one duration over the jobs recorded so far, in nanoseconds. Percentiles
  * come from a histogram with 8 buckets per power of two, so each is within 7% of the exact value;
  * max is exact. All 0 while count is 0. */
 typedef struct uvrt_latency_s {
-  uint64_t count;
-  uint64_t p50_ns;
-  uint64_t p90_ns;
-  uint64_t p99_ns;
-  uint64_t max_ns;
+  uint64_t count;  /**< jobs recorded */
+  uint64_t p50_ns; /**< median */
+  uint64_t p90_ns; /**< 90th percentile */
+  uint64_t p99_ns; /**< 99th percentile */
+  uint64_t max_ns; /**< longest, exact */
 } uvrt_latency_t;
 
-/* What a runtime is doing (uvrt::runtime_stats in C++). Counters count since the runtime was
+/** What a runtime is doing (uvrt::runtime_stats in C++). Counters count since the runtime was
  * created; gauges are the state at the call. Every job submitted is exactly one of
  * waiting_for_limiter, queued, running (on a pool thread, or back on the loop thread about to
  * settle, cancelled ones included) or settled, so they add up to submitted (a job abandoned by
  * the C++ API, or whose done callback got UVRT_ETIMEDOUT while it ran, counts as settled at once,
  * though its work may still run). */
 typedef struct uvrt_runtime_stats_s {
-  /* sizeof(uvrt_runtime_stats_t), set by the caller before the call (see uvrt_runtime_stats). */
+  /** sizeof(uvrt_runtime_stats_t), set by the caller before the call (see uvrt_runtime_stats). */
   size_t size;
   /* Counters. */
-  uint64_t submitted; /* jobs uvrt_job_submit(_ex) accepted */
-  uint64_t settled;   /* jobs whose done callback has run or is running (or would, for a NULL done) */
-  uint64_t cancelled; /* of those settled: cancelled before they ran (status UVRT_ECANCELED, or
+  uint64_t submitted; /**< jobs uvrt_job_submit(_ex) accepted */
+  uint64_t settled;   /**< jobs whose done callback has run or is running (or would, for a NULL done) */
+  uint64_t cancelled; /**< of those settled: cancelled before they ran (status UVRT_ECANCELED, or
                        * UVRT_ETIMEDOUT for one its timeout cancelled while it waited) */
-  uint64_t abandoned; /* of those settled: abandoned while running (C++'s cancel_mode::abandon and
+  uint64_t abandoned; /**< of those settled: abandoned while running (C++'s cancel_mode::abandon and
                        * shutdown; from C, jobs whose done got UVRT_ETIMEDOUT while they ran) */
   /* Gauges. */
-  size_t queued;              /* waiting for a pool thread */
-  size_t running;             /* taken by a pool thread, or back on the loop thread to settle */
-  size_t waiting_for_limiter; /* waiting for a token of their limiter */
-  /* Of the jobs that ran: from submission to starting on a pool thread (time spent waiting for a
+  size_t queued;              /**< waiting for a pool thread */
+  size_t running;             /**< taken by a pool thread, or back on the loop thread to settle */
+  size_t waiting_for_limiter; /**< waiting for a token of their limiter */
+  /** Of the jobs that ran: from submission to starting on a pool thread (time spent waiting for a
    * limiter included), and from starting to returning. */
   uvrt_latency_t wait;
-  uvrt_latency_t run;
+  uvrt_latency_t run; /**< of the jobs that ran: from starting on a pool thread to returning */
 } uvrt_runtime_stats_t;
 
-/* Fills *stats with what the runtime is doing. Set stats->size = sizeof(uvrt_runtime_stats_t)
+/** Fills *stats with what the runtime is doing. Set stats->size = sizeof(uvrt_runtime_stats_t)
  * first; a larger size (a program built against a newer uvrt.h) is accepted: the fields this
  * version knows are filled, the rest of the struct is zeroed, and stats->size is set to the size
  * this version filled. Reading the figures costs a pass over a few histograms, nothing on the

@@ -1,13 +1,14 @@
-// when_all and when_any: waiting for several futures at once (asyncio's gather and wait, Asio's
-// awaitable operators, tokio's join! and select!).
-//
-// Both take their input futures by value and return a new future; they are called on the loop
-// thread of the inputs' runtime (usage_error elsewhere, for an empty input, or for pending inputs
-// of different runtimes or of a runtime other than the one running on this thread). Results of
-// void futures are std::monostate. Neither resumes anything from inside the call: an outcome known
-// at once (every input settled) is there when the call returns.
-//
-// Thread-safety: as for future (future.hpp): loop thread of the inputs' runtime.
+/// @file
+/// when_all and when_any: waiting for several futures at once (asyncio's gather and wait, Asio's
+/// awaitable operators, tokio's join! and select!).
+///
+/// Both take their input futures by value and return a new future; they are called on the loop
+/// thread of the inputs' runtime (usage_error elsewhere, for an empty input, or for pending inputs
+/// of different runtimes or of a runtime other than the one running on this thread). Results of
+/// void futures are std::monostate. Neither resumes anything from inside the call: an outcome known
+/// at once (every input settled) is there when the call returns.
+///
+/// Thread-safety: as for future (future.hpp): loop thread of the inputs' runtime.
 #pragma once
 
 #include <cstddef>
@@ -23,15 +24,18 @@
 
 namespace uvrt {
 
-// What a future<T> carries inside a tuple, a vector or an any_result: T, or std::monostate for void.
+/// What a future<T> carries inside a tuple, a vector or an any_result: T, or std::monostate for void.
 template <class T>
 using value_of = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
-// when_any's outcome: which input settled first, and its value.
+/// when_any's outcome: which input settled first, and its value.
+///
+/// @par Thread-safety
+/// Plain data: distinct objects: safe. Shared objects: unsafe.
 template <class T>
 struct any_result {
-  std::size_t index;
-  value_of<T> value;
+  std::size_t index;   ///< The position of the first input to settle.
+  value_of<T> value;  ///< Its value.
 };
 
 namespace detail {
@@ -156,10 +160,10 @@ class race_op final : public watch_op {
 
 }  // namespace detail
 
-// Settles when every input has settled, with their values in argument order. On the first failure
-// (an exception, or a cancellation) the other inputs are cancelled (cancel_mode::wait) and awaited,
-// and then that failure is the outcome. Cancelling the result cancels every input with the same
-// mode; it then settles as cancelled (once the inputs have, for cancel_mode::wait).
+/// Settles when every input has settled, with their values in argument order. On the first failure
+/// (an exception, or a cancellation) the other inputs are cancelled (cancel_mode::wait) and awaited,
+/// and then that failure is the outcome. Cancelling the result cancels every input with the same
+/// mode; it then settles as cancelled (once the inputs have, for cancel_mode::wait).
 template <class... T>
 future<std::tuple<value_of<T>...>> when_all(future<T>... fs) {
   detail::job_core* jobs[] = {detail::future_access::job(fs)..., nullptr};
@@ -171,7 +175,7 @@ future<std::tuple<value_of<T>...>> when_all(future<T>... fs) {
   return result;
 }
 
-// As above for a vector of futures: a vector of values. An empty vector gives an empty vector at once.
+/// As above for a vector of futures: a vector of values. An empty vector gives an empty vector at once.
 template <class T>
 future<std::vector<value_of<T>>> when_all(std::vector<future<T>> fs) {
   std::vector<detail::job_core*> jobs;
@@ -185,10 +189,10 @@ future<std::vector<value_of<T>>> when_all(std::vector<future<T>> fs) {
   return result;
 }
 
-// Settles with the first input to settle: its index and value, or its failure rethrown. The other
-// inputs are cancelled with cancel_mode::abandon: their futures settle as cancelled at once, and
-// results that arrive later are destroyed. Cancelling the result cancels every input with the same
-// mode; it then settles as cancelled. An empty vector throws std::invalid_argument.
+/// Settles with the first input to settle: its index and value, or its failure rethrown. The other
+/// inputs are cancelled with cancel_mode::abandon: their futures settle as cancelled at once, and
+/// results that arrive later are destroyed. Cancelling the result cancels every input with the same
+/// mode; it then settles as cancelled. An empty vector throws std::invalid_argument.
 template <class T>
 future<any_result<T>> when_any(std::vector<future<T>> fs) {
   if (fs.empty()) throw std::invalid_argument("uvrt::when_any: no futures to wait for");

@@ -1,4 +1,8 @@
-/* UVRT_EXTERN marks uvrt's public functions and classes.
+/** @file
+ * UVRT_EXTERN, the mark of uvrt's exported symbols.
+ *
+ * @def UVRT_EXTERN
+ * UVRT_EXTERN marks uvrt's public functions and classes.
  *
  * uvrt is built with hidden symbol visibility, so only what its headers mark with UVRT_EXTERN is
  * exported from the shared library; everything else stays internal and can change freely. The

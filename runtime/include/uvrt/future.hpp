@@ -1,12 +1,17 @@
-// uvrt::future<T>: the result of one to_thread call, delivered on the loop thread.
-//
-// Thread-safety: distinct objects: safe. Shared objects: unsafe. valid(), ready() and, once
-// ready() is true, get() may be called from any thread; cancel(), then() and co_await on a
-// future that has not settled must be called on the thread that runs its runtime's loop, by
-// that runtime (usage_error otherwise). A settled future is plain data: co_await, then() and
-// runtime::block_on hand over its outcome at once, whatever the thread or runtime, because the
-// runtime that settled it may already be gone. A future may outlive its runtime: the runtime's
-// teardown settles it.
+/// @file
+/// The future of uvrt's operations, uvrt::future.
+///
+/// @class uvrt::future
+/// uvrt::future<T>: the result of one to_thread call, delivered on the loop thread.
+///
+/// @par Thread-safety
+/// Distinct objects: safe. Shared objects: unsafe. valid(), ready() and, once
+/// ready() is true, get() may be called from any thread; cancel(), then() and co_await on a
+/// future that has not settled must be called on the thread that runs its runtime's loop, by
+/// that runtime (usage_error otherwise). A settled future is plain data: co_await, then() and
+/// runtime::block_on hand over its outcome at once, whatever the thread or runtime, because the
+/// runtime that settled it may already be gone. A future may outlive its runtime: the runtime's
+/// teardown settles it.
 #pragma once
 
 #include <concepts>
@@ -93,11 +98,14 @@ class [[nodiscard]] future {
                 "uvrt::future<T>: over-aligned results are not supported");
 
  public:
-  using value_type = T;
+  using value_type = T;  ///< The type of the result (void: none).
 
-  // An empty future, with no state: only valid(), assignment and destruction are allowed.
+  /// An empty future, with no state: only valid(), assignment and destruction are allowed.
   future() noexcept = default;
+  /// Takes over `other`'s state (a coroutine awaiting `other` now reads from this future);
+  /// `other` is left empty.
   future(future&& other) noexcept : job_(std::exchange(other.job_, nullptr)) { follow(&other); }
+  /// Drops this future's state as the destructor does, then takes over `other`'s.
   future& operator=(future&& other) noexcept {
     if (this != &other) {
       reset();
@@ -106,25 +114,25 @@ class [[nodiscard]] future {
     }
     return *this;
   }
-  future(const future&) = delete;
-  future& operator=(const future&) = delete;
+  future(const future&) = delete;             ///< Not copyable: one owner per outcome.
+  future& operator=(const future&) = delete;  ///< Not copyable: one owner per outcome.
 
-  // Dropping a future that has not settled detaches it: the job still runs to completion and
-  // its outcome is destroyed. It does not cancel. A coroutine awaiting it still gets its outcome.
+  /// Dropping a future that has not settled detaches it: the job still runs to completion and
+  /// its outcome is destroyed. It does not cancel. A coroutine awaiting it still gets its outcome.
   ~future() { reset(); }
 
-  // False for a default-constructed or moved-from future, and after get().
+  /// False for a default-constructed or moved-from future, and after get().
   bool valid() const noexcept { return job_ != nullptr; }
 
-  // True once the future has settled (value, exception or cancelled).
+  /// True once the future has settled (value, exception or cancelled).
   bool ready() const {
     if (!job_) detail::throw_no_state("uvrt::future::ready");
     return job_->state.load(std::memory_order_acquire) != detail::job_state::pending;
   }
 
-  // The value, or rethrows what the job threw (type intact), or throws cancelled_error.
-  // Consumes the state: afterwards valid() is false. Throws usage_error if not ready: use
-  // co_await, then() or runtime::block_on to wait.
+  /// The value, or rethrows what the job threw (type intact), or throws cancelled_error.
+  /// Consumes the state: afterwards valid() is false. Throws usage_error if not ready: use
+  /// co_await, then() or runtime::block_on to wait.
   T get() {
     if (!ready()) detail::throw_not_ready("uvrt::future::get");
     detail::job_core* j = std::exchange(job_, nullptr);
@@ -143,19 +151,19 @@ class [[nodiscard]] future {
     if constexpr (!std::is_void_v<T>) return std::move(*detail::slot<T>(j));
   }
 
-  // Asks the job to not run, or to stop; see cancel.hpp for the modes and results. Never runs
-  // a continuation synchronously: a waiting coroutine or then() callback resumes from the loop.
-  // On a settled future it does nothing and returns already_settled.
+  /// Asks the job to not run, or to stop; see cancel.hpp for the modes and results. Never runs
+  /// a continuation synchronously: a waiting coroutine or then() callback resumes from the loop.
+  /// On a settled future it does nothing and returns already_settled.
   cancel_result cancel(cancel_mode mode = cancel_mode::wait) {
     if (!job_) detail::throw_no_state("uvrt::future::cancel");
     if (ready()) return cancel_result::already_settled;
     return detail::cancel(job_, mode);
   }
 
-  // Runs `f(future<T>)` on the loop thread once this future settles, passing the settled future
-  // (call get() on it). If it has settled already, runs `f` now, on the calling thread.
-  // An exception escaping `f` when run by the loop is rethrown by the runtime::run or block_on
-  // call that is driving the loop (or the next one, if the application drives the loop itself).
+  /// Runs `f(future<T>)` on the loop thread once this future settles, passing the settled future
+  /// (call get() on it). If it has settled already, runs `f` now, on the calling thread.
+  /// An exception escaping `f` when run by the loop is rethrown by the runtime::run or block_on
+  /// call that is driving the loop (or the next one, if the application drives the loop itself).
   template <class F>
   void then(F&& f) && {
     static_assert(std::is_invocable_v<std::decay_t<F>, future<T>>,
@@ -175,13 +183,20 @@ class [[nodiscard]] future {
     j->cont = new detail::then_holder<T, std::decay_t<F>>(std::decay_t<F>(std::forward<F>(f)), std::move(*this));
   }
 
-  // Reads the outcome from the awaited future object wherever it has moved meanwhile, or, if it
-  // was dropped while awaited, from the reference the future handed over (see continuation).
+  /// What `co_await` on a future uses; not meant to be named.
+  ///
+  /// Reads the outcome from the awaited future object wherever it has moved meanwhile, or, if it
+  /// was dropped while awaited, from the reference the future handed over (see continuation).
+  ///
+  /// @par Thread-safety
+  /// As for future: the loop thread of the future's runtime.
   class awaiter : detail::continuation {
    public:
+    /// Awaits `f`.
     explicit awaiter(future& f) noexcept : continuation{&wake, &f} {}
-    awaiter(const awaiter&) = delete;
-    awaiter& operator=(const awaiter&) = delete;
+    awaiter(const awaiter&) = delete;             ///< Not copyable.
+    awaiter& operator=(const awaiter&) = delete;  ///< Not copyable.
+    /// Forgets the wait if the awaiting coroutine is destroyed before the future settled.
     ~awaiter() {
       if (parked_) {  // the frame is destroyed before the job settled
         detail::unpark(job_, this);
@@ -189,7 +204,9 @@ class [[nodiscard]] future {
       }
       if (!reader && job_) detail::release<T>(job_);
     }
+    /// True if the future has settled: no suspension.
     bool await_ready() const { return source().ready(); }
+    /// Parks the coroutine until the future settles (usage_error off its runtime's loop thread).
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
       waiter_ = h;
@@ -205,6 +222,7 @@ class [[nodiscard]] future {
         }
       }
     }
+    /// The outcome, as get() gives it; cancelled_error if a spawned task was cancelled meanwhile.
     T await_resume() {
       parked_ = false;
       if (ctx_ && ctx_->interrupted == job_) {  // the task was cancelled while it waited here
@@ -232,9 +250,9 @@ class [[nodiscard]] future {
     bool parked_ = false;
   };
 
-  // Awaiting consumes the state, as get() does.
+  /// Awaiting consumes the state, as get() does.
   awaiter operator co_await() & noexcept { return awaiter(*this); }
-  awaiter operator co_await() && noexcept { return awaiter(*this); }
+  awaiter operator co_await() && noexcept { return awaiter(*this); }  ///< As above.
 
  private:
   template <class U, class F>

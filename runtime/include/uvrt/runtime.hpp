@@ -1,38 +1,44 @@
-// uvrt::runtime: a libuv loop plus libuv's thread pool, with to_thread on top.
-//
-// A runtime either creates and owns its loop, or embeds in a uv_loop_t the application owns and
-// runs. It belongs to the thread that constructs it: that thread must be the one that runs the
-// loop, and to_thread, block_on, run and future continuations are for that thread only. Other
-// threads reach the loop through post(); jobs running on the pool reach it through from_thread().
-//
-// Teardown (the destructor): new work is refused (runtime_closed_error), queued jobs are
-// cancelled (they never run) and their futures settle as cancelled, running jobs are asked to stop
-// through their stop tokens and waited for, so their futures settle with their own outcome, and
-// callables posted from other threads are run. When the destructor returns no job of this
-// runtime is running (except those shutdown() abandoned), every future it made has settled, and
-// every handle it made is closed: an application that embedded it can uv_loop_close its loop
-// and get 0. To do that the destructor turns the loop itself. Called from inside uvrt's own
-// callbacks (a task, a continuation, a posted callable), where the loop is already turning below
-// it, the destructor only begins the teardown (work refused, queued jobs cancelled, running jobs
-// asked to stop) and returns; the teardown ends as the loop turns on: before the run, block_on or
-// shutdown that turns it returns, or on the application's later turns of its own loop. The same
-// holds inside the callbacks of another runtime on the same loop: the guard against re-entering
-// a loop belongs to the loop. libuv cannot tell uvrt whether one of the application's own
-// callbacks is running while the application turns the loop with uv_run, so from those it is the
-// application's duty not to destroy the runtime (or call run, block_on or shutdown).
-//
-// Jobs that shutdown() abandoned are not waited for: the destructor closes the runtime's handles
-// and returns; libuv hands the jobs back later (to a thread of uvrt's for an own loop, to the
-// application's turns of its loop otherwise). Until then libuv counts their requests, so an
-// application's uv_run(UV_RUN_DEFAULT) does not return, and process exit (which joins libuv's pool
-// threads) waits for them.
-//
-// fork(): in a child process the runtime is the parent's. Every member function throws
-// usage_error there, and the destructor returns at once without touching the loop, which the
-// child shares with the parent. Create a new runtime in the child.
-//
-// Thread-safety: distinct objects: safe. Shared objects: unsafe, except post(), which any thread
-// may call while the runtime is alive (before its destructor begins).
+/// @file
+/// uvrt::runtime, and the free functions that find the running runtime: to_thread, spawn,
+/// sleep_for, sleep_until, from_thread.
+///
+/// @class uvrt::runtime
+/// uvrt::runtime: a libuv loop plus libuv's thread pool, with to_thread on top.
+///
+/// A runtime either creates and owns its loop, or embeds in a uv_loop_t the application owns and
+/// runs. It belongs to the thread that constructs it: that thread must be the one that runs the
+/// loop, and to_thread, block_on, run and future continuations are for that thread only. Other
+/// threads reach the loop through post(); jobs running on the pool reach it through from_thread().
+///
+/// Teardown (the destructor): new work is refused (runtime_closed_error), queued jobs are
+/// cancelled (they never run) and their futures settle as cancelled, running jobs are asked to stop
+/// through their stop tokens and waited for, so their futures settle with their own outcome, and
+/// callables posted from other threads are run. When the destructor returns no job of this
+/// runtime is running (except those shutdown() abandoned), every future it made has settled, and
+/// every handle it made is closed: an application that embedded it can uv_loop_close its loop
+/// and get 0. To do that the destructor turns the loop itself. Called from inside uvrt's own
+/// callbacks (a task, a continuation, a posted callable), where the loop is already turning below
+/// it, the destructor only begins the teardown (work refused, queued jobs cancelled, running jobs
+/// asked to stop) and returns; the teardown ends as the loop turns on: before the run, block_on or
+/// shutdown that turns it returns, or on the application's later turns of its own loop. The same
+/// holds inside the callbacks of another runtime on the same loop: the guard against re-entering
+/// a loop belongs to the loop. libuv cannot tell uvrt whether one of the application's own
+/// callbacks is running while the application turns the loop with uv_run, so from those it is the
+/// application's duty not to destroy the runtime (or call run, block_on or shutdown).
+///
+/// Jobs that shutdown() abandoned are not waited for: the destructor closes the runtime's handles
+/// and returns; libuv hands the jobs back later (to a thread of uvrt's for an own loop, to the
+/// application's turns of its loop otherwise). Until then libuv counts their requests, so an
+/// application's uv_run(UV_RUN_DEFAULT) does not return, and process exit (which joins libuv's pool
+/// threads) waits for them.
+///
+/// fork(): in a child process the runtime is the parent's. Every member function throws
+/// usage_error there, and the destructor returns at once without touching the loop, which the
+/// child shares with the parent. Create a new runtime in the child.
+///
+/// @par Thread-safety
+/// Distinct objects: safe. Shared objects: unsafe, except post(), which any thread
+/// may call while the runtime is alive (before its destructor begins).
 #pragma once
 
 #include <uv.h>
@@ -63,11 +69,14 @@
 
 namespace uvrt {
 
-// What runtime::shutdown did with the jobs in flight when it was called; each is counted once.
+/// What runtime::shutdown did with the jobs in flight when it was called; each is counted once.
+///
+/// @par Thread-safety
+/// Plain data: distinct objects: safe. Shared objects: unsafe.
 struct shutdown_result {
-  std::size_t cancelled = 0;  // never ran (queued, or cancelled earlier): their futures are cancelled
-  std::size_t finished = 0;   // their work returned before the timeout (or before the call): own outcome
-  std::size_t abandoned = 0;  // still running at the timeout: their futures are cancelled
+  std::size_t cancelled = 0;  ///< never ran (queued, or cancelled earlier): their futures are cancelled
+  std::size_t finished = 0;   ///< their work returned before the timeout (or before the call): own outcome
+  std::size_t abandoned = 0;  ///< still running at the timeout: their futures are cancelled
 };
 
 namespace detail {
@@ -171,69 +180,72 @@ struct posted_callable : posted {
 
 class UVRT_EXTERN runtime {
  public:
-  // A runtime on a loop of its own, with the pool started as options{} asks.
+  /// A runtime on a loop of its own, with the pool started as options{} asks.
   runtime();
-  // A runtime on a loop of its own. Throws threadpool_size_error for an invalid pool size.
+  /// A runtime on a loop of its own. Throws threadpool_size_error for an invalid pool size.
   explicit runtime(options opts);
-  // A runtime embedded in `loop`, which the application owns, runs (or lets run/block_on run)
-  // and closes. The runtime never closes it. Throws std::invalid_argument for a null loop.
+  /// A runtime embedded in `loop`, which the application owns, runs (or lets run/block_on run)
+  /// and closes. The runtime never closes it. Throws std::invalid_argument for a null loop.
   explicit runtime(uv_loop_t* loop, options opts = {});
+  /// The teardown the class describes: when it returns, every future the runtime made has settled
+  /// (unless it is called from inside the loop, where it only begins the teardown).
   ~runtime();
 
-  runtime(const runtime&) = delete;
-  runtime& operator=(const runtime&) = delete;
+  runtime(const runtime&) = delete;             ///< Not copyable.
+  runtime& operator=(const runtime&) = delete;  ///< Not copyable.
 
+  /// The runtime's loop: its own, or the one it was constructed with.
   uv_loop_t* loop() const noexcept;
 
-  // Runs f(args...) (or f(stop_token, args...)) on libuv's pool. f and args are decay-copied
-  // now; f is invoked once, on a worker, with its arguments as rvalues, and destroyed there.
-  // Returns a future for its result. Must be called on the loop thread (usage_error otherwise;
-  // other threads use post()); throws runtime_closed_error once teardown began and
-  // std::invalid_argument for a null callable, and queue_full_error when options::max_queued jobs
-  // wait already. When it throws, nothing was queued.
+  /// Runs f(args...) (or f(stop_token, args...)) on libuv's pool. f and args are decay-copied
+  /// now; f is invoked once, on a worker, with its arguments as rvalues, and destroyed there.
+  /// Returns a future for its result. Must be called on the loop thread (usage_error otherwise;
+  /// other threads use post()); throws runtime_closed_error once teardown began and
+  /// std::invalid_argument for a null callable, and queue_full_error when options::max_queued jobs
+  /// wait already. When it throws, nothing was queued.
   template <detail::not_job_options F, class... Args>
   future<detail::to_thread_result_t<F, Args...>> to_thread(F&& f, Args&&... args) {
     return detail::to_thread_on(core_, "uvrt::runtime::to_thread", job_options{}, std::forward<F>(f),
                                 std::forward<Args>(args)...);
   }
 
-  // to_thread with options for this one job: a limiter (see limiter.hpp).
+  /// to_thread with options for this one job: a limiter (see limiter.hpp).
   template <class F, class... Args>
   future<detail::to_thread_result_t<F, Args...>> to_thread(const job_options& opts, F&& f, Args&&... args) {
     return detail::to_thread_on(core_, "uvrt::runtime::to_thread", opts, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
-  // Runs `t` on this runtime's loop without anyone awaiting it (asyncio's create_task): it starts
-  // now, inside this call, and runs until its first suspension; the future settles with its
-  // outcome. Cancelling the future delivers a cancellation to the task (spawn.hpp). On the loop
-  // thread (usage_error), while the runtime takes work (runtime_closed_error); an empty or
-  // started task is usage_error. Teardown cancels a pending task and lets it run to its end.
+  /// Runs `t` on this runtime's loop without anyone awaiting it (asyncio's create_task): it starts
+  /// now, inside this call, and runs until its first suspension; the future settles with its
+  /// outcome. Cancelling the future delivers a cancellation to the task (spawn.hpp). On the loop
+  /// thread (usage_error), while the runtime takes work (runtime_closed_error); an empty or
+  /// started task is usage_error. Teardown cancels a pending task and lets it run to its end.
   template <class T>
   future<T> spawn(task<T> t) {
     return detail::spawn_on(core_, t, "uvrt::runtime::spawn");
   }
 
-  // A future that settles (void) once `d` has passed, on a libuv timer (time.hpp); a negative `d`
-  // is no time. cancel() settles it as cancelled at once (not_started). On the loop thread
-  // (usage_error), while the runtime takes work (runtime_closed_error). Teardown settles a
-  // pending sleep as cancelled.
+  /// A future that settles (void) once `d` has passed, on a libuv timer (time.hpp); a negative `d`
+  /// is no time. cancel() settles it as cancelled at once (not_started). On the loop thread
+  /// (usage_error), while the runtime takes work (runtime_closed_error). Teardown settles a
+  /// pending sleep as cancelled.
   future<void> sleep_for(std::chrono::nanoseconds d) {
     return detail::adopt_future<void>(detail::make_sleep(core_, detail::deadline_after(d), "uvrt::runtime::sleep_for"));
   }
-  // As sleep_for, until `t` on the steady clock (a past `t` settles on the next turn).
+  /// As sleep_for, until `t` on the steady clock (a past `t` settles on the next turn).
   future<void> sleep_until(std::chrono::steady_clock::time_point t) {
     return detail::adopt_future<void>(detail::make_sleep(core_, detail::deadline_at(t), "uvrt::runtime::sleep_until"));
   }
 
-  // What the runtime is doing: counters, gauges and latencies (stats.hpp). On the loop thread
-  // (usage_error otherwise; other threads can post() a call). Reading them costs a pass over a
-  // few histograms, nothing on the jobs' path.
+  /// What the runtime is doing: counters, gauges and latencies (stats.hpp). On the loop thread
+  /// (usage_error otherwise; other threads can post() a call). Reading them costs a pass over a
+  /// few histograms, nothing on the jobs' path.
   runtime_stats stats() const;
 
-  // Turns the loop until `f` settles (uv_stop does not end it early), then returns its value or
-  // rethrows. For a pending future: on the loop thread only, not from inside the loop (inside a
-  // callback of any runtime on the same loop), and only for this runtime's futures (usage_error).
-  // A settled future's outcome is returned at once.
+  /// Turns the loop until `f` settles (uv_stop does not end it early), then returns its value or
+  /// rethrows. For a pending future: on the loop thread only, not from inside the loop (inside a
+  /// callback of any runtime on the same loop), and only for this runtime's futures (usage_error).
+  /// A settled future's outcome is returned at once.
   template <class T>
   T block_on(future<T> f) {
     if (!f.valid()) throw usage_error("uvrt::runtime::block_on: the future is empty (moved from or consumed)");
@@ -244,7 +256,7 @@ class UVRT_EXTERN runtime {
     return f.get();
   }
 
-  // Starts `t` and turns the loop until it finishes, then returns its value or rethrows.
+  /// Starts `t` and turns the loop until it finishes, then returns its value or rethrows.
   template <class T>
   T block_on(task<T> t) {
     t.start("uvrt::runtime::block_on");
@@ -253,28 +265,28 @@ class UVRT_EXTERN runtime {
     return h.promise().result();
   }
 
-  // Stops the runtime within `timeout`: new work is refused from now on (runtime_closed_error),
-  // queued jobs are cancelled, running jobs are asked to stop and waited for while the loop
-  // turns, up to `timeout`. Jobs still running then are abandoned: their futures settle as
-  // cancelled (as with cancel_mode::abandon) and their late outcomes are destroyed when they
-  // arrive. Every continuation has run when it returns, and the destructor then does not wait
-  // for the abandoned jobs (asyncio's shutdown_default_executor(timeout), tokio's
-  // shutdown_timeout). The loop turns at least once without waiting, even for a zero timeout, so
-  // jobs whose work had returned are finished with their values. Each job in flight at the call
-  // is counted once in the result. On the loop thread, not from inside the loop (usage_error); a
-  // negative timeout throws std::invalid_argument. A second call counts what is still in flight.
+  /// Stops the runtime within `timeout`: new work is refused from now on (runtime_closed_error),
+  /// queued jobs are cancelled, running jobs are asked to stop and waited for while the loop
+  /// turns, up to `timeout`. Jobs still running then are abandoned: their futures settle as
+  /// cancelled (as with cancel_mode::abandon) and their late outcomes are destroyed when they
+  /// arrive. Every continuation has run when it returns, and the destructor then does not wait
+  /// for the abandoned jobs (asyncio's shutdown_default_executor(timeout), tokio's
+  /// shutdown_timeout). The loop turns at least once without waiting, even for a zero timeout, so
+  /// jobs whose work had returned are finished with their values. Each job in flight at the call
+  /// is counted once in the result. On the loop thread, not from inside the loop (usage_error); a
+  /// negative timeout throws std::invalid_argument. A second call counts what is still in flight.
   shutdown_result shutdown(std::chrono::nanoseconds timeout);
 
-  // Turns the loop until nothing is pending or uv_stop is called: uv_run with UV_RUN_DEFAULT.
-  // Rethrows an exception that escaped a then() callback or a posted callable.
+  /// Turns the loop until nothing is pending or uv_stop is called: uv_run with UV_RUN_DEFAULT.
+  /// Rethrows an exception that escaped a then() callback or a posted callable.
   void run();
 
-  // Runs `f()` on the loop thread, soon. Any thread may call it, as long as the call happens
-  // before the runtime's destructor begins (as for any object that is being destroyed). Jobs and
-  // callables that teardown still runs may post too; the callable is run at the latest by the
-  // teardown, and a post made after teardown's last round of posts throws runtime_closed_error.
-  // An exception escaping `f` is rethrown by run()/block_on().
-  // A post alone does not keep run() going: it is served whenever the loop next turns.
+  /// Runs `f()` on the loop thread, soon. Any thread may call it, as long as the call happens
+  /// before the runtime's destructor begins (as for any object that is being destroyed). Jobs and
+  /// callables that teardown still runs may post too; the callable is run at the latest by the
+  /// teardown, and a post made after teardown's last round of posts throws runtime_closed_error.
+  /// An exception escaping `f` is rethrown by run()/block_on().
+  /// A post alone does not keep run() going: it is served whenever the loop next turns.
   template <class F>
   void post(F&& f) {
     static_assert(std::is_nothrow_destructible_v<std::decay_t<F>>,
@@ -289,9 +301,9 @@ class UVRT_EXTERN runtime {
   detail::core* core_;
 };
 
-// runtime::to_thread on the runtime that is running on the calling thread (inside block_on,
-// run, a task or a continuation). Throws no_runtime_error where there is none, for example on a
-// thread of its own or on a pool worker.
+/// runtime::to_thread on the runtime that is running on the calling thread (inside block_on,
+/// run, a task or a continuation). Throws no_runtime_error where there is none, for example on a
+/// thread of its own or on a pool worker.
 template <class F, class... Args>
 future<detail::to_thread_result_t<F, Args...>> to_thread(const job_options& opts, F&& f, Args&&... args) {
   detail::core* c = detail::current_core();
@@ -302,30 +314,35 @@ future<detail::to_thread_result_t<F, Args...>> to_thread(const job_options& opts
   return detail::to_thread_on(c, "uvrt::to_thread", opts, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
+/// As above, with the default job_options.
 template <detail::not_job_options F, class... Args>
 future<detail::to_thread_result_t<F, Args...>> to_thread(F&& f, Args&&... args) {
   return to_thread(job_options{}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
-// runtime::spawn, sleep_for and sleep_until on the runtime running on the calling thread;
-// no_runtime_error where there is none.
+/// runtime::spawn, sleep_for and sleep_until on the runtime running on the calling thread;
+/// no_runtime_error where there is none.
 template <class T>
 future<T> spawn(task<T> t) {
   return detail::spawn_on(detail::running_core("uvrt::spawn"), t, "uvrt::spawn");
 }
+/// runtime::sleep_for on the runtime running on the calling thread; no_runtime_error where there
+/// is none.
 inline future<void> sleep_for(std::chrono::nanoseconds d) {
   return detail::adopt_future<void>(
       detail::make_sleep(detail::running_core("uvrt::sleep_for"), detail::deadline_after(d), "uvrt::sleep_for"));
 }
+/// runtime::sleep_until on the runtime running on the calling thread; no_runtime_error where
+/// there is none.
 inline future<void> sleep_until(std::chrono::steady_clock::time_point t) {
   return detail::adopt_future<void>(
       detail::make_sleep(detail::running_core("uvrt::sleep_until"), detail::deadline_at(t), "uvrt::sleep_until"));
 }
 
-// From a job running on the pool: runs f(args...) on the loop thread of the job's runtime,
-// waits for it, and returns its value or rethrows its exception (anyio's from_thread.run_sync).
-// The arguments are passed by reference: the worker waits while they are used. Throws
-// usage_error on a loop thread (it would wait for itself) and no_runtime_error elsewhere.
+/// From a job running on the pool: runs f(args...) on the loop thread of the job's runtime,
+/// waits for it, and returns its value or rethrows its exception (anyio's from_thread.run_sync).
+/// The arguments are passed by reference: the worker waits while they are used. Throws
+/// usage_error on a loop thread (it would wait for itself) and no_runtime_error elsewhere.
 template <class F, class... Args>
 std::remove_cvref_t<std::invoke_result_t<F&, Args&...>> from_thread(F&& f, Args&&... args) {
   // The result is returned by value: a reference into loop-owned data would be read on the

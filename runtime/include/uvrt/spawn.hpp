@@ -1,7 +1,8 @@
-// spawn: running a task on the loop without anyone awaiting it (asyncio's create_task, tokio's
-// spawn), and cancelling it through its future.
-//
-// Thread-safety: as for future (future.hpp): the loop thread of the runtime.
+/// @file
+/// spawn: running a task on the loop without anyone awaiting it (asyncio's create_task, tokio's
+/// spawn), and cancelling it through its future.
+///
+/// Thread-safety: as for future (future.hpp): the loop thread of the runtime.
 #pragma once
 
 #include <coroutine>

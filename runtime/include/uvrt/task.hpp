@@ -1,14 +1,19 @@
-// uvrt::task<T>: a lazy coroutine that can co_await futures and other tasks.
-//
-// A task does nothing until it is awaited or handed to runtime::block_on, so its body always
-// runs on a loop thread where the free uvrt::to_thread finds its runtime. An exception that
-// escapes the body is kept and rethrown, type intact, to whoever awaits the task. Completion
-// transfers control straight to the awaiting coroutine (symmetric transfer), so in optimised
-// builds, where the compiler makes that transfer a tail call, long chains of tasks do not grow
-// the stack.
-//
-// Thread-safety: distinct objects: safe. Shared objects: unsafe. A task runs on its runtime's
-// loop thread.
+/// @file
+/// The coroutine type of uvrt, uvrt::task.
+///
+/// @class uvrt::task
+/// uvrt::task<T>: a lazy coroutine that can co_await futures and other tasks.
+///
+/// A task does nothing until it is awaited or handed to runtime::block_on, so its body always
+/// runs on a loop thread where the free uvrt::to_thread finds its runtime. An exception that
+/// escapes the body is kept and rethrown, type intact, to whoever awaits the task. Completion
+/// transfers control straight to the awaiting coroutine (symmetric transfer), so in optimised
+/// builds, where the compiler makes that transfer a tail call, long chains of tasks do not grow
+/// the stack.
+///
+/// @par Thread-safety
+/// Distinct objects: safe. Shared objects: unsafe. A task runs on its runtime's
+/// loop thread.
 #pragma once
 
 #include <coroutine>
@@ -95,11 +100,16 @@ class [[nodiscard]] task {
   static_assert(!std::is_reference_v<T>, "uvrt::task<T>: T must not be a reference");
 
  public:
+  /// The coroutine's promise (internal).
   using promise_type = detail::task_promise<T>;
+  /// The coroutine's handle.
   using handle_type = std::coroutine_handle<promise_type>;
 
+  /// An empty task, with no coroutine: valid() is false.
   task() noexcept = default;
+  /// Takes over `other`'s coroutine; `other` is left empty.
   task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+  /// Destroys this task's coroutine as the destructor does, then takes over `other`'s.
   task& operator=(task&& other) noexcept {
     if (this != &other) {
       destroy();
@@ -107,19 +117,27 @@ class [[nodiscard]] task {
     }
     return *this;
   }
-  task(const task&) = delete;
-  task& operator=(const task&) = delete;
+  task(const task&) = delete;             ///< Not copyable: one owner per coroutine.
+  task& operator=(const task&) = delete;  ///< Not copyable: one owner per coroutine.
 
-  // Destroying a task that has not finished destroys its frame: futures it holds are detached
-  // and no longer resume it.
+  /// Destroying a task that has not finished destroys its frame: futures it holds are detached
+  /// and no longer resume it.
   ~task() { destroy(); }
 
+  /// False for a default-constructed or moved-from task.
   bool valid() const noexcept { return static_cast<bool>(h_); }
 
+  /// What `co_await` on a task uses; not meant to be named.
+  ///
+  /// @par Thread-safety
+  /// As for task: its runtime's loop thread.
   class awaiter {
    public:
+    /// Awaits the task whose coroutine is `h`.
     explicit awaiter(handle_type h) noexcept : h_(h) {}
+    /// False: awaiting a task always starts it.
     bool await_ready() const noexcept { return false; }
+    /// Starts the task, to resume `waiter` when it finishes (symmetric transfer).
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> waiter) noexcept {
       h_.promise().continuation = waiter;
@@ -127,14 +145,15 @@ class [[nodiscard]] task {
       if constexpr (requires(P& p) { p.spawn_context(); }) h_.promise().ctx = waiter.promise().spawn_context();
       return h_;
     }
+    /// The task's value, or its exception rethrown.
     T await_resume() { return h_.promise().result(); }
 
    private:
     handle_type h_;
   };
 
-  // Starts the task and resumes the awaiting coroutine when it finishes. A task can be awaited
-  // once; awaiting an empty or already started task throws usage_error.
+  /// Starts the task and resumes the awaiting coroutine when it finishes. A task can be awaited
+  /// once; awaiting an empty or already started task throws usage_error.
   awaiter operator co_await() && {
     start("co_await uvrt::task");
     return awaiter(h_);

@@ -1,10 +1,11 @@
-// Time on the loop: sleeps, and timeouts with a grace period.
-//
-// Deadlines are kept on the monotonic clock (std::chrono::steady_clock, uv_hrtime) and served by
-// one libuv timer per runtime, which counts whole milliseconds: a sleep ends at its deadline or
-// up to about a millisecond after it (more if the loop is busy), never before.
-//
-// Thread-safety: as for future (future.hpp): the loop thread of the runtime.
+/// @file
+/// Time on the loop: sleeps, and timeouts with a grace period.
+///
+/// Deadlines are kept on the monotonic clock (std::chrono::steady_clock, uv_hrtime) and served by
+/// one libuv timer per runtime, which counts whole milliseconds: a sleep ends at its deadline or
+/// up to about a millisecond after it (more if the loop is busy), never before.
+///
+/// Thread-safety: as for future (future.hpp): the loop thread of the runtime.
 #pragma once
 
 #include <chrono>
@@ -115,16 +116,16 @@ class timeout_op final : public watch_op, timer_entry {
 
 }  // namespace detail
 
-// The outcome of `f` if it settles within `d`. Otherwise it fails with timeout_error: at `d`, `f`
-// is cancelled (queued work never runs, running work is asked to stop through its stop token);
-// with `grace` 0 the timeout fails at `d` at once and the work is abandoned (its late outcome is
-// destroyed); with a grace period it fails when `f` has settled, or at `d + grace`, whichever
-// comes first (then abandoned). Either way no result arrives after timeout_error. A settled `f`
-// is returned as it is. Cancelling the result cancels `f` with the same mode; it then settles as
-// cancelled (once `f` has, for cancel_mode::wait). A runtime's teardown settles a pending timeout
-// as cancelled. On the loop thread of `f`'s runtime while it takes work (usage_error,
-// runtime_closed_error); an empty `f` is usage_error, a negative `d` or `grace`
-// std::invalid_argument.
+/// The outcome of `f` if it settles within `d`. Otherwise it fails with timeout_error: at `d`, `f`
+/// is cancelled (queued work never runs, running work is asked to stop through its stop token);
+/// with `grace` 0 the timeout fails at `d` at once and the work is abandoned (its late outcome is
+/// destroyed); with a grace period it fails when `f` has settled, or at `d + grace`, whichever
+/// comes first (then abandoned). Either way no result arrives after timeout_error. A settled `f`
+/// is returned as it is. Cancelling the result cancels `f` with the same mode; it then settles as
+/// cancelled (once `f` has, for cancel_mode::wait). A runtime's teardown settles a pending timeout
+/// as cancelled. On the loop thread of `f`'s runtime while it takes work (usage_error,
+/// runtime_closed_error); an empty `f` is usage_error, a negative `d` or `grace`
+/// std::invalid_argument.
 template <class T>
 future<T> timeout(future<T> f, std::chrono::nanoseconds d, std::chrono::nanoseconds grace = {}) {
   detail::check_timeout(d, grace, "uvrt::timeout");

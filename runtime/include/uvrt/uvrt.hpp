@@ -1,7 +1,12 @@
-// uvrt: run blocking calls on libuv's thread pool and await their results on the loop.
-//
-// The one header to include. Public names live in namespace uvrt; anything in uvrt::detail is
-// internal and may change without notice.
+/// @file
+/// uvrt: run blocking calls on libuv's thread pool and await their results on the loop.
+///
+/// The one header to include. Public names live in namespace uvrt; anything in uvrt::detail is
+/// internal and may change without notice.
+
+/// @namespace uvrt
+/// uvrt's C++ API: runtime, future, task, the free functions that find the running runtime, and
+/// the exceptions. Anything in uvrt::detail is internal and may change without notice.
 #pragma once
 
 #include "cancel.hpp"
