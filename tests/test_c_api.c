@@ -2,7 +2,7 @@
  * cancel before start and cooperative stop, handle release, teardown with work in flight,
  * re-entrant destroy and run, calls from the wrong thread, embedding in an application's loop,
  * limiters, a bounded queue (max_queued), job timeouts with and without a grace period, runtime
- * stats, error names, pool size and reserved thread options and NULL arguments.
+ * stats, error names, pool size and reserved thread options, NULL arguments and the version.
  *
  * Every test keeps its state in a heap fixture that cmocka's teardown ends in order, also after a
  * failed assert (which longjmps out of the test): open the gate holding jobs, destroy the runtime
@@ -2474,6 +2474,25 @@ static void a_child_forked_on_another_thread_gets_eforked_from_cancel(void** sta
   assert_int_equal(held->done_status, 0);
 }
 
+/* The library's version at run time is the one its header gives (both come from meson.build's
+ * project()), and the hex value and the string say the same as the components. */
+static void version_of_the_library_is_the_header_s_in_both_forms(void** state) {
+  char expected[32];
+  (void)state;
+  assert_in_range(UVRT_VERSION_MINOR, 0, 255);
+  assert_in_range(UVRT_VERSION_PATCH, 0, 255);
+  assert_int_equal(UVRT_VERSION_HEX,
+                   ((unsigned)UVRT_VERSION_MAJOR << 16) | ((unsigned)UVRT_VERSION_MINOR << 8) |
+                       (unsigned)UVRT_VERSION_PATCH);
+  assert_int_equal(uvrt_version(), UVRT_VERSION_HEX);
+  snprintf(expected, sizeof expected, "%d.%d.%d", UVRT_VERSION_MAJOR, UVRT_VERSION_MINOR,
+           UVRT_VERSION_PATCH);
+  assert_string_equal(UVRT_VERSION_STRING, expected);
+  assert_non_null(uvrt_version_string());
+  assert_string_equal(uvrt_version_string(), UVRT_VERSION_STRING);
+  assert_ptr_equal(uvrt_version_string(), uvrt_version_string()); /* static, not rebuilt per call */
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 /* `test_c_api --fresh-process SCENARIO` runs one of fresh_process's cases instead of the tests. */
@@ -2536,6 +2555,7 @@ int main(int argc, char** argv) {
       TEST(destroy_during_a_grace_period_waits_for_the_work_and_done_gets_etimedout),
       TEST(reserved_threads_out_of_range_or_conflicting_is_refused),
       TEST(reserved_threads_set_by_the_first_runtime_in_a_fresh_process),
+      cmocka_unit_test(version_of_the_library_is_the_header_s_in_both_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

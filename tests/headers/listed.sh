@@ -1,6 +1,7 @@
 #!/bin/sh
 # Fails if a public header is not in tests/headers/meson.build's list, so that every header
-# shipped is compiled on its own (the compilation itself happens at build time).
+# shipped is compiled on its own (the compilation itself happens at build time). A header generated
+# from a template (uvrt_version.h from uvrt_version.h.in) counts under its installed name.
 #
 # Usage: listed.sh UVRT_SOURCE_ROOT HEADER...   (headers as included: uvrt.h, uvrt/future.hpp...)
 set -eu
@@ -12,7 +13,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/uvrt-headers.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 for dir in "$src/runtime/include" "$src/bindings/c/include"; do
-  (cd "$dir" && find . -type f \( -name '*.h' -o -name '*.hpp' \) | sed 's|^\./||')
+  (cd "$dir" && find . -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.h.in' \) | sed 's|^\./||; s|\.in$||')
 done | sort -u > "$tmp/shipped"
 printf '%s\n' "$@" | sort -u > "$tmp/listed"
 

@@ -10,7 +10,9 @@
 #   SANITIZE: the build's b_sanitize (default none); programs linked to an instrumented uvrt
 #   are built with the same -fsanitize.
 # Environment: MESON (default: meson), CC (default: cc), CXX (default: c++); CC and CXX may hold
-# a command with arguments (e.g. "ccache gcc").
+# a command with arguments (e.g. "ccache gcc"). UVRT_SOVERSION (default: 0): meson.build's
+# uvrt_soversion, the ABI policy's value (README, "Versions and ABI"), which the installed
+# library's SONAME must carry.
 set -eu
 # Meson points LD_LIBRARY_PATH at its build dir for tests that use a shared library: the
 # programs here must find the installed one, and only that.
@@ -23,6 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 meson=${MESON:-meson}
 cc=${CC:-cc}
 cxx=${CXX:-c++}
+soname=libuvrt.so.${UVRT_SOVERSION:-0}
 
 for tool in "$meson" pkg-config "${cc%% *}" "${cxx%% *}" readelf ldd nm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "SKIP: $tool not found"; exit 77; }
@@ -52,6 +55,11 @@ echo "installed:"
 if (cd "$dest" && find . ! -type d) | grep -E '/tests?/|header|consumer'; then
   fail "test files were installed"
 fi
+
+# <uvrt_version.h> next to <uvrt.h>, which includes it.
+uvrt_h=$(find "$dest" -name uvrt.h)
+[ -n "$uvrt_h" ] || fail "no uvrt.h installed"
+[ -f "$(dirname "$uvrt_h")/uvrt_version.h" ] || fail "no uvrt_version.h installed next to $uvrt_h"
 
 pc=$(find "$dest" -name uvrt.pc -path '*/pkgconfig/*')
 [ -n "$pc" ] || fail "no uvrt.pc installed"
@@ -95,10 +103,11 @@ expected_cpp="consumer_cpp: 42"
 for kind in $kinds; do
   case $kind in
     shared)
-      so="$libdir/libuvrt.so.0"
+      so="$libdir/$soname"
       [ -f "$so" ] || fail "no $so installed"
-      soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-      [ "$soname" = libuvrt.so.0 ] || fail "SONAME of the installed library is '$soname'"
+      actual=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+      [ "$actual" = "$soname" ] || fail "SONAME of the installed library is '$actual', the ABI policy's is $soname"
+      echo "ok: SONAME $actual"
       if readelf -d "$so" | grep -E '\((RPATH|RUNPATH)\)'; then
         fail "the installed libuvrt.so keeps a build-time RPATH/RUNPATH"
       fi
@@ -107,10 +116,10 @@ for kind in $kinds; do
       # shellcheck disable=SC2086
       $cxx $cxx_flags $cflags "$here/consumer.cpp" -o "$tmp/consumer_cpp_shared" $libs
       for exe in "$tmp/consumer_c_shared" "$tmp/consumer_cpp_shared"; do
-        needed "$exe" | grep -qx 'libuvrt\.so\.0' || fail "$exe does not need libuvrt.so.0"
+        needed "$exe" | grep -qxF "$soname" || fail "$exe does not need $soname"
         resolved=$(LD_LIBRARY_PATH="$libdir" ldd "$exe" |
-          sed -n 's/^[[:space:]]*libuvrt\.so\.0 => \([^ ]*\) .*/\1/p')
-        [ "$resolved" = "$so" ] || fail "$exe loads libuvrt.so.0 from '$resolved', not $so"
+          awk -v so="$soname" '$1 == so && $2 == "=>" { print $3 }')
+        [ "$resolved" = "$so" ] || fail "$exe loads $soname from '$resolved', not $so"
       done
       run "$tmp/consumer_c_shared" "$expected_c"
       run "$tmp/consumer_cpp_shared" "$expected_cpp"

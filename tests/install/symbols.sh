@@ -1,6 +1,7 @@
 #!/bin/sh
 # Checks that the shared library exports uvrt's public API and nothing else:
-#   - every uvrt_* function declared UVRT_EXTERN in <uvrt.h>, and no other C symbol;
+#   - every uvrt_* function declared UVRT_EXTERN in <uvrt.h> and <uvrt_version.h> (read from its
+#     template, uvrt_version.h.in), and no other C symbol;
 #   - in namespace uvrt, only the functions the public headers declare UVRT_EXTERN and the
 #     members, vtables and typeinfo of the classes they mark UVRT_EXTERN; every such function
 #     must be there. Anything else (uvrt::detail::core's methods, start_threadpool, the C API's
@@ -37,7 +38,7 @@ awk '
     decl = $0; sub(/.*UVRT_EXTERN /, "", decl)
     if (match(decl, /[A-Za-z_][A-Za-z0-9_]*\(/)) print "F " prefix() substr(decl, RSTART, RLENGTH - 1)
   }
-' $headers "$src/bindings/c/include/uvrt.h" | sort -u > "$tmp/api"
+' $headers "$src/bindings/c/include/uvrt.h" "$src/bindings/c/include/uvrt_version.h.in" | sort -u > "$tmp/api"
 
 grep -q '^F uvrt_' "$tmp/api" || { echo "FAIL: found no UVRT_EXTERN C function in uvrt.h" >&2; exit 1; }
 grep -q '^C uvrt::' "$tmp/api" || { echo "FAIL: found no UVRT_EXTERN class in the C++ headers" >&2; exit 1; }

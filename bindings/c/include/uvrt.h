@@ -39,6 +39,7 @@
 #include <uv.h>
 
 #include "uvrt/export.h"
+#include "uvrt_version.h"
 
 #ifdef __cplusplus
 extern "C" {
