@@ -64,6 +64,15 @@ route query_route(std::string_view query) {
 }  // namespace
 
 request_parser::request_parser(http_limits limits) noexcept : limits_(limits) {
+  // http_parser has its own, process-wide bound on a head (HTTP_MAX_HEADER_SIZE, 80 KiB), past
+  // which it fails with HPE_HEADER_OVERFLOW: without raising it, --max-header-bytes above 80 KiB
+  // answered 431 to heads under the limit. Raised (never lowered) to our limit, so the exact
+  // count in feed() decides; it still bounds trailers and chunk extensions, which feed() does
+  // not count. Its count sees the byte it paused on again when resumed, hence a small margin
+  // (any margin is right: feed() decides a head's fate by its exact count first). Every parser
+  // is made on the loop thread, so the global is not raced.
+  if (limits.max_header_bytes > HTTP_MAX_HEADER_SIZE)
+    http_parser_set_max_header_size(static_cast<std::uint32_t>(limits.max_header_bytes + 16));
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
 }
@@ -109,6 +118,10 @@ request_parser::result request_parser::feed(const char* data, std::size_t len) {
     switch (why) {
       case stop::head_done:
         in_head_ = false;
+        // http_parser pauses in on_headers_complete before it consumes the head's final LF (it
+        // reads that byte again when resumed, in the body phase), so the head is one byte longer
+        // than what this call consumed. Without this byte a head of max_header_bytes + 1 passed.
+        ++head_bytes_;
         if (head_bytes_ > limits_.max_header_bytes) return fail(431, n);
         // http_parser reports no Content-Length as ULLONG_MAX; a chunked body is counted in on_body.
         if (parser_.content_length != ULLONG_MAX && parser_.content_length > limits_.max_body_bytes)
