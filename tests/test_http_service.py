@@ -521,6 +521,10 @@ def case_errors(make):
     for path in bad:
         status, headers, body = curl(srv.url(path))
         check_json_error(status, headers, body, 400, 'GET ' + path)
+    # A request target in absolute form routes like its path (RFC 9112, 3.2.2).
+    for target, want in (('http://127.0.0.1/health', 200), ('HTTP://example.com:80/query?id=7', 200),
+                         ('http://127.0.0.1', 404), ('http://127.0.0.1/nope', 404)):
+        check_eq(raw_get(srv.port, target)[0], want, 'GET ' + target + ': status')
     # The server is still fine.
     status, headers, body = curl(srv.url('/query?id=9223372036854775807'))
     check_query_answer(srv, 9223372036854775807, status, headers, body, 'max id after the errors')

@@ -3,6 +3,8 @@
 // errors is made in one place with the exact byte count in hand.
 #include "http.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <climits>
 #include <cstdio>
@@ -179,8 +181,23 @@ int request_parser::on_message_complete(http_parser* p) {
   return 0;
 }
 
+// The request target without an absolute form's scheme and authority: HTTP/1.1 servers must
+// accept `GET http://host/health` as they accept `GET /health` (RFC 9112, section 3.2.2).
+static std::string_view origin_form(std::string_view url) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (url.size() >= scheme.size() &&
+        std::equal(scheme.begin(), scheme.end(), url.begin(),
+                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+      std::size_t slash = url.find_first_of("/?#", scheme.size());
+      if (slash == std::string_view::npos) return "/";
+      return url[slash] == '/' ? url.substr(slash) : std::string_view{};  // "http://h?x": no path
+    }
+  }
+  return url;
+}
+
 route route_request(const request& req) {
-  std::string_view url = req.url;
+  std::string_view url = origin_form(req.url);
   std::string_view path = url.substr(0, url.find_first_of("?#"));
   std::string_view query;
   if (std::size_t q = url.find('?'); q != std::string_view::npos && q < url.find('#')) {

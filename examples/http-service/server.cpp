@@ -304,6 +304,9 @@ class connection : public std::enable_shared_from_this<connection> {
       return;
     }
     ++srv_.counters_.responses;
+    // The write can finish after close() (libuv reports it with status 0 when it was done before
+    // the close): the response went out, and the connection must not start reading or a timer.
+    if (closing_) return;
     busy_ = false;
     if (close_after_write_ || srv_.draining_) {
       linger();
