@@ -110,7 +110,17 @@ request_parser::result request_parser::feed(const char* data, std::size_t len) {
   // Pauses happen at the end of a head and of a message only, so one call of http_parser_execute
   // never crosses from a head into a body: what it consumed belongs wholly to one or the other.
   bool head_at_start = in_head_;
-  std::size_t n = http_parser_execute(&parser_, &settings, data, len);
+  // http_parser never sees more of a head than the limit allows, so that what happens to a head
+  // over it (431) does not depend on how the bytes were cut into reads: given the whole head at
+  // once it would otherwise report what it found past the limit first, a malformed header (400)
+  // say (found by fuzz_http_request). A head within the limit pauses before its last byte, so
+  // one whose first max_header_bytes bytes do not complete it is over the limit.
+  std::size_t give = len;
+  if (in_head_) {
+    if (head_bytes_ >= limits_.max_header_bytes) return fail(431, 0);
+    give = std::min(len, limits_.max_header_bytes - head_bytes_);
+  }
+  std::size_t n = http_parser_execute(&parser_, &settings, data, give);
   if (head_at_start) head_bytes_ += n;
   http_errno err = HTTP_PARSER_ERRNO(&parser_);
   if (err == HPE_PAUSED) {
@@ -140,10 +150,10 @@ request_parser::result request_parser::feed(const char* data, std::size_t len) {
   }
   if (err == HPE_HEADER_OVERFLOW) return fail(431, n);
   if (err != HPE_OK) return fail(400, n);
-  if (in_head_ && head_bytes_ > limits_.max_header_bytes) return fail(431, n);
+  if (in_head_ && head_bytes_ >= limits_.max_header_bytes && give < len) return fail(431, n);
   // Stopping early with no error or pause happens only after a protocol upgrade, which the
   // service does not speak: what follows is not HTTP.
-  if (n != len) return fail(400, n);
+  if (n != give) return fail(400, n);
   return {event::need_more, n};
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh: fuzzes the C API for a bounded time with libFuzzer, under AddressSanitizer,
-# UndefinedBehaviorSanitizer and LeakSanitizer, and fails on any crash. CI runs it as it is.
+# tests/fuzz/run.sh: fuzzes the C API, then the HTTP service's request parser, each for a bounded
+# time with libFuzzer, under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer, and
+# fails on any crash. CI runs it as it is. The parser's target (fuzz_http_request.cpp) works like
+# the C API's below, on build-fuzz/fuzz-http-corpus from tests/fuzz/http-corpus.
 #
 #   tests/fuzz/run.sh [SECONDS]          default 60; then about a minute more to build, once
 #
@@ -45,22 +47,35 @@ if [ ! -f "$build/build.ninja" ]; then
     -Dfuzz=enabled -Db_sanitize=address,undefined -Db_lundef=false \
     -Ddefault_library=static -Dtests=disabled -Dbench=disabled --buildtype=debugoptimized
 fi
+# The targets: the C API's, and the HTTP service's request parser when the service is built
+# (libhttp-parser-dev and libsqlite3-dev installed). Each is fuzzed for SECONDS.
+targets=(fuzz_c_api)
+if ninja -C "$build" -t query tests/fuzz/fuzz_http_request >/dev/null 2>&1; then
+  targets+=(fuzz_http_request)
+else
+  echo "not fuzzing fuzz_http_request: the HTTP service is not built (libhttp-parser-dev, libsqlite3-dev?)"
+fi
 # At most two compile jobs: the machines this runs on have two cores, shared.
-ninja -C "$build" -j2 tests/fuzz/fuzz_c_api
-
-corpus=$build/fuzz-corpus
-artifacts=$build/fuzz-artifacts
-mkdir -p "$corpus" "$artifacts"
-cp -n "$root"/tests/fuzz/corpus/* "$corpus"/
+ninja -C "$build" -j2 "${targets[@]/#/tests/fuzz/}"
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
-echo "fuzzing for $seconds s: $build/tests/fuzz/fuzz_c_api, corpus $corpus"
 status=0
-"$build/tests/fuzz/fuzz_c_api" -max_total_time="$seconds" -timeout=30 -max_len=1024 -rss_limit_mb=4096 \
-  -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "fuzz_c_api failed (exit status $status); inputs kept in $artifacts:" >&2
-  ls -l "$artifacts" >&2
-  echo "replay one with: UVRT_FUZZ_TRACE=1 $build/tests/fuzz/fuzz_c_api FILE" >&2
-fi
+for target in "${targets[@]}"; do
+  case $target in
+    fuzz_c_api) committed=corpus corpus=$build/fuzz-corpus ;;
+    fuzz_http_request) committed=http-corpus corpus=$build/fuzz-http-corpus ;;
+  esac
+  artifacts=$build/fuzz-artifacts
+  mkdir -p "$corpus" "$artifacts"
+  find "$root/tests/fuzz/$committed" -maxdepth 1 -type f ! -name README -exec cp -n {} "$corpus"/ \;
+  echo "fuzzing for $seconds s: $build/tests/fuzz/$target, corpus $corpus"
+  "$build/tests/fuzz/$target" -max_total_time="$seconds" -timeout=30 -max_len=1024 -rss_limit_mb=4096 \
+    -print_final_stats=1 -artifact_prefix="$artifacts/$target-" "$corpus" || status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "$target failed (exit status $status); inputs kept in $artifacts:" >&2
+    ls -l "$artifacts" >&2
+    echo "replay one with: UVRT_FUZZ_TRACE=1 $build/tests/fuzz/$target FILE (the trace: fuzz_c_api only)" >&2
+    break
+  fi
+done
 exit "$status"
