@@ -304,6 +304,20 @@ def raw_get(port, path, extra=''):
         s.close()
 
 
+def check_refused(port, payload, want, what):
+    """Sends payload on a new connection: the answer must be `want`, then the server closes."""
+    s = connect(port)
+    try:
+        s.sendall(payload)
+        r = Reader(s)
+        status, headers, body = r.response(what)
+        check_eq(status, want, what + ': status')
+        check_eq(headers['content-length'], str(len(body)), what + ': Content-Length')
+        check(r.closed(), '%s: connection not closed after the %d' % (what, want))
+    finally:
+        s.close()
+
+
 # --------------------------------------------------------------------------------------------
 # Expected answers.
 
@@ -543,16 +557,7 @@ def case_malformed(make):
         b'\x00\x01\x02\x03\r\n\r\n',
     ]
     for req in bad:
-        s = connect(srv.port)
-        try:
-            s.sendall(req)
-            r = Reader(s)
-            status, headers, body = r.response('malformed %r' % req)
-            check_eq(status, 400, 'malformed %r: status' % req)
-            check_eq(headers['content-length'], str(len(body)), 'malformed %r: Content-Length' % req)
-            check(r.closed(), 'malformed %r: connection not closed after the 400' % req)
-        finally:
-            s.close()
+        check_refused(srv.port, req, 400, 'malformed %r' % req)
     # A valid request followed by garbage on the same connection: the first is answered.
     s = connect(srv.port)
     try:
@@ -573,25 +578,11 @@ def case_malformed(make):
 def case_limits(make):
     srv = make()
     # 20 KB header, over the default --max-header-bytes 8192.
-    s = connect(srv.port)
-    try:
-        s.sendall(b'GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'a' * 20000 + b'\r\n\r\n')
-        r = Reader(s)
-        status, headers, body = r.response('20 KB header')
-        check_eq(status, 431, '20 KB header: status')
-        check(r.closed(), '20 KB header: connection not closed after the 431')
-    finally:
-        s.close()
+    check_refused(srv.port, b'GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'a' * 20000 + b'\r\n\r\n',
+                  431, '20 KB header')
     # Content-Length over --max-body-bytes (default 1 MiB): 413 without waiting for the body.
-    s = connect(srv.port)
-    try:
-        s.sendall(request('/health', extra='Content-Length: 2000000\r\n'))
-        r = Reader(s)
-        status, headers, body = r.response('Content-Length 2000000')
-        check_eq(status, 413, 'Content-Length 2000000: status')
-        check(r.closed(), 'Content-Length 2000000: connection not closed after the 413')
-    finally:
-        s.close()
+    check_refused(srv.port, request('/health', extra='Content-Length: 2000000\r\n'), 413,
+                  'Content-Length 2000000')
     # Under the limits, a GET with a small body is served and the connection kept.
     s = connect(srv.port)
     try:
@@ -605,32 +596,13 @@ def case_limits(make):
         s.close()
     # With smaller limits from the flags.
     srv2 = make(['--max-header-bytes', '1024', '--max-body-bytes', '100'])
-    s = connect(srv2.port)
-    try:
-        s.sendall(request('/health', extra='X-Pad: ' + 'c' * 1200 + '\r\n'))
-        r = Reader(s)
-        check_eq(r.response('1.2 KB header, limit 1024')[0], 431, '1.2 KB header with limit 1024')
-        check(r.closed(), '1.2 KB header with limit 1024: not closed')
-    finally:
-        s.close()
-    s = connect(srv2.port)
-    try:
-        s.sendall(request('/health', extra='Content-Length: 101\r\n'))
-        r = Reader(s)
-        check_eq(r.response('Content-Length 101, limit 100')[0], 413, 'Content-Length 101, limit 100')
-        check(r.closed(), 'Content-Length 101 with limit 100: not closed')
-    finally:
-        s.close()
-    s = connect(srv2.port)
-    try:
-        # Chunked body over the limit.
-        s.sendall(request('/health', extra='Transfer-Encoding: chunked\r\n')
-                  + b'c8\r\n' + b'd' * 200 + b'\r\n0\r\n\r\n')
-        r = Reader(s)
-        check_eq(r.response('chunked body of 200, limit 100')[0], 413, 'chunked body of 200, limit 100')
-        check(r.closed(), 'chunked body of 200 with limit 100: not closed')
-    finally:
-        s.close()
+    check_refused(srv2.port, request('/health', extra='X-Pad: ' + 'c' * 1200 + '\r\n'), 431,
+                  '1.2 KB header, limit 1024')
+    check_refused(srv2.port, request('/health', extra='Content-Length: 101\r\n'), 413,
+                  'Content-Length 101, limit 100')
+    # Chunked body over the limit.
+    check_refused(srv2.port, request('/health', extra='Transfer-Encoding: chunked\r\n')
+                  + b'c8\r\n' + b'd' * 200 + b'\r\n0\r\n\r\n', 413, 'chunked body of 200, limit 100')
     for sv in (srv, srv2):
         status, headers, body = curl(sv.url('/health'))
         check_eq(status, 200, '/health after the limits')
